@@ -1,0 +1,93 @@
+"""The one declaration of every function: name, entry point and trigger.
+
+The local runner, the gateway's routing table, the OpenAPI paths and (later) the Knative manifests and
+the CI matrix are all derived from FUNCTIONS; tests fail when a function folder or a manifest drifts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # template with {name} segments, e.g. /api/tasks/{id}
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str  # kebab case: the Knative Service name
+    summary: str
+    routes: tuple[Route, ...] = ()
+    event_types: tuple[str, ...] = ()
+    schedule: str | None = None  # 5-field cron, UTC
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def folder(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def entry(self) -> str:
+        """The decorated function in functions/<folder>/main.py (functions-framework --target)."""
+        return self.folder
+
+    @property
+    def source(self) -> Path:
+        return FUNCTIONS_DIR / self.folder / "main.py"
+
+    @property
+    def trigger(self) -> Literal["http", "cloudevent", "cron"]:
+        if self.event_types:
+            return "cloudevent"
+        if self.schedule:
+            return "cron"
+        return "http"
+
+    @property
+    def signature_type(self) -> Literal["http", "cloudevent"]:
+        return "cloudevent" if self.trigger == "cloudevent" else "http"
+
+
+TASK = "/api/tasks/{id}"
+
+FUNCTIONS: tuple[Function, ...] = (
+    Function("create-task", "Create a task", (Route("POST", "/api/tasks"),)),
+    Function("list-tasks", "List, filter, search and sort tasks", (Route("GET", "/api/tasks"),)),
+    Function("get-task", "Get one task", (Route("GET", TASK),)),
+    Function(
+        "update-task",
+        "Update a task (PATCH merges, PUT replaces)",
+        (Route("PATCH", TASK), Route("PUT", TASK)),
+    ),
+    Function("delete-task", "Delete a task", (Route("DELETE", TASK),)),
+    Function("complete-task", "Complete a task", (Route("POST", TASK + "/complete"),)),
+    Function("get-task-history", "A task's CloudEvents", (Route("GET", TASK + "/events"),)),
+)
+
+
+def by_name(name: str) -> Function:
+    for fn in FUNCTIONS:
+        if fn.name == name:
+            return fn
+    raise KeyError(name)
+
+
+def match_route(method: str, path: str) -> tuple[Function, dict[str, str]] | None:
+    """The function that serves `method path`, and the path parameters, as the ingress routes it."""
+    for fn in FUNCTIONS:
+        for route in fn.routes:
+            m = route.pattern().match(path)
+            if m and route.method == method:
+                return fn, m.groupdict()
+    return None

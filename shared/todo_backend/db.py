@@ -1,0 +1,41 @@
+"""Async database access: one engine per process, created lazily on first use."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from todo_backend.settings import get_settings
+
+
+def async_url(url: str) -> str:
+    """`postgresql://...` as operators write it, with the asyncpg driver SQLAlchemy needs."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> AsyncEngine:
+    s = get_settings()
+    return create_async_engine(
+        async_url(s.database_url),
+        pool_size=s.db_pool_size,
+        max_overflow=s.db_max_overflow,
+        pool_timeout=s.db_pool_timeout_seconds,
+        # A pod that scaled to zero and back may hold connections the server already closed.
+        pool_pre_ping=True,
+        connect_args={"timeout": s.db_connect_timeout_seconds},
+    )
+
+
+@lru_cache(maxsize=1)
+def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(get_engine(), expire_on_commit=False)

@@ -1,0 +1,1 @@
+"""The local development stack: embedded PostgreSQL, one process per function, a gateway in front."""

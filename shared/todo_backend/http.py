@@ -1,0 +1,226 @@
+"""HTTP helpers for function entries: JSON in and out, RFC 9457 problems, auth, ETags, cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import exc as sa_exc
+from starlette.requests import Request
+from starlette.responses import Response
+
+from todo_backend.auth import Unauthorized, authenticate
+from todo_backend.errors import DomainError, NotFound, Unprocessable
+from todo_backend.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+M = TypeVar("M", bound=BaseModel)
+
+
+class Problem(Exception):
+    """An RFC 9457 problem; raised anywhere in a request, rendered by `http_function`."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        slug: str = "about:blank",
+        errors: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.slug = status, title, detail, slug
+        self.errors, self.headers = errors, dict(headers or {})
+
+    def response(self) -> Response:
+        body: dict[str, Any] = {
+            "type": self.slug if self.slug == "about:blank" else f"/problems/{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        return Response(_dumps(body), self.status, self.headers, media_type=PROBLEM_JSON)
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(_dumps(data), status, dict(headers or {}), media_type="application/json")
+
+
+def validation_problem(exc: ValidationError, prefix: str = "") -> Problem:
+    errors = [
+        {
+            "field": prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix or "body",
+            "message": err["msg"],
+        }
+        for err in exc.errors()
+    ]
+    return Problem(422, "Unprocessable Content", "the request has invalid fields", "validation-error", errors)
+
+
+def parse(model: type[M], data: Any, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc, prefix) from exc
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """The request body as `model`: 415, 413, 400 or 422 problems for what it is not."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise Problem(415, "Unsupported Media Type", "the body must be application/json")
+    limit = get_settings().max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "Content Too Large", f"the body must be at most {limit} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Problem(413, "Content Too Large", f"the body must be at most {limit} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "Bad Request", f"the body is not valid JSON: {exc}", "malformed-json") from exc
+    if not isinstance(data, dict):
+        raise Problem(
+            422,
+            "Unprocessable Content",
+            "the body must be a JSON object",
+            "validation-error",
+            [{"field": "body", "message": "must be a JSON object"}],
+        )
+    return parse(model, data)
+
+
+def path_uuid(request: Request, index: int) -> uuid.UUID:
+    """Path segment `index` as a UUID; anything else names no resource (404)."""
+    segments = request.url.path.strip("/").split("/")
+    try:
+        return uuid.UUID(segments[index])
+    except (IndexError, ValueError) as exc:
+        raise NotFound("no such resource") from exc
+
+
+def query_params(request: Request, repeatable: Iterable[str]) -> dict[str, Any]:
+    """The query string as a dict: repeatable names map to lists, others to their last value."""
+    many = set(repeatable)
+    return {
+        key: request.query_params.getlist(key) if key in many else request.query_params[key]
+        for key in request.query_params
+    }
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def if_match(request: Request) -> frozenset[int] | None:
+    """The versions `If-Match` accepts; None when absent or `*`. Unparseable tags match nothing."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for tag in header.split(","):
+        tag = tag.strip()
+        # Weak tags never match under If-Match's strong comparison (RFC 9110 13.1.1).
+        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
+            versions.add(int(tag[1:-1]))
+    return frozenset(versions)
+
+
+class PageQuery(BaseModel):
+    """Cursor pagination parameters; unknown query parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = None
+
+
+def encode_cursor(values: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(_dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
+    if not isinstance(data, dict):
+        raise Unprocessable("the cursor is not one this API issued", "cursor")
+    return data
+
+
+def _domain_problem(exc: DomainError) -> Problem:
+    errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
+    return Problem(exc.status, exc.title, exc.detail, exc.slug, errors)
+
+
+UserHandler = Callable[[Request, str], Awaitable[Response]]
+
+
+def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a function entry: authenticate, pass the user id, render every failure as problem+json."""
+
+    @functools.wraps(handler)
+    async def entry(request: Request) -> Response:
+        try:
+            try:
+                user_id = authenticate(request.headers.get("authorization"), get_settings())
+            except Unauthorized as exc:
+                raise Problem(
+                    401,
+                    "Unauthorized",
+                    exc.detail,
+                    "unauthorized",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                ) from exc
+            return await handler(request, user_id)
+        except Problem as problem:
+            return problem.response()
+        except DomainError as exc:
+            return _domain_problem(exc).response()
+        except (
+            OSError,
+            TimeoutError,
+            sa_exc.OperationalError,
+            sa_exc.InterfaceError,
+            sa_exc.TimeoutError,
+        ) as exc:
+            # Database or network unreachable: the client may retry; nothing was committed.
+            log.warning("dependency unavailable: %r", exc)
+            return Problem(
+                503,
+                "Service Unavailable",
+                "a dependency is unavailable; retry later",
+                headers={"Retry-After": "1"},
+            ).response()
+        except Exception:
+            log.exception("unhandled error in %s", handler.__name__)
+            return Problem(500, "Internal Server Error", "an unexpected error occurred").response()
+
+    return entry
+
+
+def versioned_response(
+    resource: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A resource's JSON with its `ETag` (its version), for If-Match on the next change."""
+    return json_response(resource, status, {"ETag": etag(resource["version"]), **(headers or {})})

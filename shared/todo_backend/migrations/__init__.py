@@ -1,0 +1,21 @@
+"""Alembic migrations, shipped inside the package so the migration Job runs from any function image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+from alembic import command
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the schema at `database_url` to `revision`. Its own step: never run in a cold start."""
+    command.upgrade(alembic_config(database_url), revision)

@@ -1,0 +1,207 @@
+"""SQLModel models: one family per entity (Base, Create, Update, table, Public).
+
+Datetimes are aware everywhere: inputs must carry an offset, columns are timestamptz, outputs are UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, PlainSerializer, field_validator
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+
+
+def _tz() -> DateTime:
+    return DateTime(timezone=True)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
+
+
+def _strip_title(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _normalize_tags(tags: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for tag in tags:
+        tag = tag.strip().lower()
+        if not 1 <= len(tag) <= 50:
+            raise ValueError("each tag must be 1-50 characters")
+        seen.setdefault(tag)
+    if len(seen) > 20:
+        raise ValueError("at most 20 tags")
+    return list(seen)
+
+
+Title = Annotated[str, Field(max_length=500), AfterValidator(_strip_title)]
+Description = Annotated[str, Field(max_length=10_000)]
+Tags = Annotated[list[str], Field(max_length=100), AfterValidator(_normalize_tags)]
+RemindBefore = Annotated[int, Field(ge=0, le=525_600)]  # at most a year
+
+
+class Priority(enum.StrEnum):
+    # Declaration order is the sort order: PostgreSQL enums compare by it.
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+priority_enum = ENUM(Priority, name="task_priority", values_callable=lambda e: [m.value for m in e])
+
+
+class _Input(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+
+class TaskBase(SQLModel):
+    title: str
+    description: str = ""
+    due_date: datetime | None = None
+    priority: Priority = Priority.medium
+    tags: list[str] = Field(default_factory=list)
+    remind_before_minutes: int | None = None
+
+
+class TaskCreate(_Input):
+    """POST body, and PUT body (a PUT replaces every editable field; omitted ones reset)."""
+
+    title: Title
+    description: Description = ""
+    due_date: AwareDatetime | None = None
+    priority: Priority = Priority.medium
+    tags: Tags = Field(default_factory=list)
+    remind_before_minutes: RemindBefore | None = None
+    completed: bool = False
+
+
+class TaskUpdate(_Input):
+    """PATCH body: every field optional; only the fields sent change."""
+
+    title: Title | None = None
+    description: Description | None = None
+    due_date: AwareDatetime | None = None
+    priority: Priority | None = None
+    tags: Tags | None = None
+    remind_before_minutes: RemindBefore | None = None
+    completed: bool | None = None
+
+    @field_validator("title", "priority", "tags", "completed", "description", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # null means "clear" only for the nullable fields (due_date, remind_before_minutes).
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class Task(TaskBase, table=True):
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_user_created", "user_id", "created_at", "id"),
+        Index("ix_task_user_due", "user_id", "due_date", "id"),
+        Index("ix_task_user_priority", "user_id", "priority", "id"),
+        Index("ix_task_user_title", "user_id", text("lower(title)"), "id"),
+        Index("ix_task_tags", "tags", postgresql_using="gin"),
+        # Open, not yet reminded tasks by the instant their reminder falls due (the checker's scan).
+        Index(
+            "ix_task_open_reminder",
+            "remind_at",
+            postgresql_where=text("NOT completed AND reminded_at IS NULL AND remind_at IS NOT NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    completed: bool = False
+    completed_at: datetime | None = Field(default=None, sa_type=_tz())
+    due_date: datetime | None = Field(default=None, sa_type=_tz())
+    priority: Priority = Field(default=Priority.medium, sa_column=Column(priority_enum, nullable=False))
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+    remind_before_minutes: int | None = None
+    reminded_at: datetime | None = Field(default=None, sa_type=_tz())
+    # due_date - remind_before, fixed when either changes: the reminder checker's index key.
+    remind_at: datetime | None = Field(default=None, sa_type=_tz())
+    recurring_task_id: uuid.UUID | None = None
+    occurrence_at: datetime | None = Field(default=None, sa_type=_tz())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    version: int = 1
+
+
+class TaskPublic(SQLModel):
+    id: uuid.UUID
+    title: str
+    description: str
+    completed: bool
+    completed_at: UtcDatetime | None
+    due_date: UtcDatetime | None
+    priority: Priority
+    tags: list[str]
+    remind_before_minutes: int | None
+    reminded_at: UtcDatetime | None
+    recurring_task_id: uuid.UUID | None
+    occurrence_at: UtcDatetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int
+
+
+class TaskEvent(SQLModel, table=True):
+    """The outbox and the audit log in one: every CloudEvent a change produced, in commit order."""
+
+    __tablename__ = "task_event"
+    __table_args__ = (
+        Index("ix_task_event_user_subject", "user_id", "subject", "sequence"),
+        Index("ix_task_event_unpublished", "sequence", postgresql_where=text("published_at IS NULL")),
+    )
+
+    sequence: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(always=True), primary_key=True),
+    )
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, unique=True)
+    type: str = Field(sa_column=Column(Text, nullable=False))
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    time: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    partition_key: str = Field(sa_column=Column(Text, nullable=False))
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    published_at: datetime | None = Field(default=None, sa_type=_tz())
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A create request's key and its first response, kept per user for the retry window."""
+
+    __tablename__ = "idempotency_key"
+
+    user_id: str = Field(sa_column=Column(Text, primary_key=True))
+    key: str = Field(sa_column=Column(Text, primary_key=True))
+    request_hash: str = Field(sa_column=Column(Text, nullable=False))
+    status_code: int | None = None
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)

@@ -1,0 +1,43 @@
+"""Process settings, read once from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The secret `make run` and `make token` share. Refused anywhere but local development.
+LOCAL_JWT_SECRET = "local-development-secret-not-for-production-use"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    todo_env: Literal["local", "test", "production"] = "production"
+    database_url: str
+    jwt_secret: str = Field(min_length=32)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+
+    # Scale-to-zero: a function instance serves a few concurrent requests, so a small pool per process.
+    db_pool_size: int = 2
+    db_max_overflow: int = 3
+    db_pool_timeout_seconds: float = 10.0
+    db_connect_timeout_seconds: float = 5.0
+
+    default_remind_before_minutes: int = 1440
+    idempotency_key_ttl_hours: int = 24
+    max_body_bytes: int = 64 * 1024
+
+    @model_validator(mode="after")
+    def _refuse_local_secret_outside_development(self) -> Settings:
+        if self.todo_env == "production" and self.jwt_secret == LOCAL_JWT_SECRET:
+            raise ValueError("JWT_SECRET is the local development secret; set a real one")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()  # required values come from the environment

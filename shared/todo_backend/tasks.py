@@ -1,0 +1,354 @@
+"""Task commands, queries and their handlers: plain async functions, the message first, then the uow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+
+from todo_backend.errors import NotFound, PreconditionFailed, Unprocessable
+from todo_backend.events import (
+    TaskCompleted,
+    TaskCreated,
+    TaskDeleted,
+    TaskUpdated,
+    task_json,
+    to_cloudevent_json,
+)
+from todo_backend.http import PageQuery, decode_cursor, encode_cursor
+from todo_backend.models import IdempotencyKey, Priority, Task, TaskCreate, TaskEvent, utcnow
+from todo_backend.settings import get_settings
+from todo_backend.uow import UnitOfWork
+
+EDITABLE = (
+    "title",
+    "description",
+    "due_date",
+    "priority",
+    "tags",
+    "remind_before_minutes",
+    "completed",
+)
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateTask:
+    user_id: str
+    fields: TaskCreate
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdateTask:
+    user_id: str
+    task_id: uuid.UUID
+    changes: dict[str, Any]  # validated fields; for a replace, every editable field
+    if_match: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class CompleteTask:
+    user_id: str
+    task_id: uuid.UUID
+    if_match: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class DeleteTask:
+    user_id: str
+    task_id: uuid.UUID
+    if_match: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    task: dict[str, Any]  # the task JSON of the first response, replayed for a repeated key
+    replayed: bool = False
+
+
+# --- handlers -------------------------------------------------------------------------------------
+
+
+async def create_task(cmd: CreateTask, uow: UnitOfWork) -> Created:
+    async with uow:
+        if cmd.idempotency_key is not None:
+            prior = await _claim_idempotency_key(cmd, uow)
+            if prior is not None:
+                return Created(prior, replayed=True)
+        values = cmd.fields.model_dump()
+        completed = values.pop("completed")
+        task = Task(user_id=cmd.user_id, **values, completed=completed)
+        task.updated_at = task.created_at
+        if completed:
+            task.completed_at = task.created_at
+        _rearm_reminder(task)
+        uow.session.add(task)
+        uow.emit(TaskCreated(task))
+        body = task_json(task)
+        if cmd.idempotency_key is not None:
+            key = await uow.session.get_one(IdempotencyKey, (cmd.user_id, cmd.idempotency_key))
+            key.status_code, key.response = 201, body
+        await uow.commit()
+    return Created(body)
+
+
+async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
+    async with uow:
+        task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match)
+        changed = [name for name, value in cmd.changes.items() if getattr(task, name) != value]
+        if changed:
+            completing = "completed" in changed and cmd.changes["completed"]
+            for name in changed:
+                setattr(task, name, cmd.changes[name])
+            if "completed" in changed:
+                task.completed_at = utcnow() if task.completed else None
+            if {"due_date", "remind_before_minutes"} & set(changed):
+                _rearm_reminder(task)
+            _touch(task)
+            event = TaskCompleted if completing else TaskUpdated
+            uow.emit(event(task, tuple(changed)))
+            await uow.commit()
+    return task
+
+
+async def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
+    """Idempotent: completing a completed task changes nothing and emits nothing."""
+    return await update_task(UpdateTask(cmd.user_id, cmd.task_id, {"completed": True}, cmd.if_match), uow)
+
+
+async def delete_task(cmd: DeleteTask, uow: UnitOfWork) -> None:
+    async with uow:
+        task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match)
+        await uow.session.delete(task)
+        uow.emit(TaskDeleted(task))
+        await uow.commit()
+
+
+async def get_task(user_id: str, task_id: uuid.UUID, uow: UnitOfWork) -> Task:
+    async with uow:
+        task = await uow.session.get(Task, task_id)
+        if task is None or task.user_id != user_id:
+            raise NotFound("no such task")
+        return task
+
+
+def _rearm_reminder(task: Task) -> None:
+    """A new due date or lead time means a new reminder: fix its instant and forget the old one."""
+    minutes = task.remind_before_minutes
+    if minutes is None:
+        minutes = get_settings().default_remind_before_minutes
+    task.remind_at = task.due_date - timedelta(minutes=minutes) if task.due_date else None
+    task.reminded_at = None
+
+
+def _touch(task: Task) -> None:
+    task.updated_at = utcnow()
+    task.version += 1
+
+
+async def _get_for_update(
+    uow: UnitOfWork, user_id: str, task_id: uuid.UUID, if_match: frozenset[int] | None
+) -> Task:
+    # The row lock serializes concurrent changes to one task, so versions and event order agree.
+    task = await uow.session.get(Task, task_id, with_for_update=True)
+    if task is None or task.user_id != user_id:
+        raise NotFound("no such task")  # another user's task is indistinguishable from none
+    if if_match is not None and task.version not in if_match:
+        raise PreconditionFailed(f"the task is at version {task.version}; reload and retry")
+    return task
+
+
+async def _claim_idempotency_key(cmd: CreateTask, uow: UnitOfWork) -> dict[str, Any] | None:
+    """Claim the key in this transaction, or return the stored response of its first use.
+
+    A concurrent request with the same key blocks on the primary key until the first commits, then
+    sees its response; an expired key is claimed afresh.
+    """
+    assert cmd.idempotency_key is not None
+    digest = hashlib.sha256(
+        json.dumps(cmd.fields.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    now = utcnow()
+    expired = now - timedelta(hours=get_settings().idempotency_key_ttl_hours)
+    stmt = (
+        insert(IdempotencyKey)
+        .values(user_id=cmd.user_id, key=cmd.idempotency_key, request_hash=digest, created_at=now)
+        .on_conflict_do_update(
+            index_elements=["user_id", "key"],
+            set_={"request_hash": digest, "created_at": now, "status_code": None, "response": None},
+            where=IdempotencyKey.created_at < expired,
+        )
+        .returning(IdempotencyKey.key)
+    )
+    if (await uow.session.execute(stmt)).first() is not None:
+        return None
+    prior = await uow.session.get_one(IdempotencyKey, (cmd.user_id, cmd.idempotency_key))
+    if prior.request_hash != digest or prior.response is None:
+        raise Unprocessable(
+            "this Idempotency-Key was already used with a different request body", "Idempotency-Key"
+        )
+    return prior.response
+
+
+# --- queries --------------------------------------------------------------------------------------
+
+Sort = Literal[
+    "due_date", "-due_date", "priority", "-priority", "created_at", "-created_at", "title", "-title"
+]
+
+
+class TaskQuery(PageQuery):
+    """list-tasks query parameters."""
+
+    status: Literal["all", "pending", "completed"] = "all"
+    priority: list[Priority] = Field(default_factory=list)
+    tag: list[str] = Field(default_factory=list)
+    q: str | None = Field(default=None, min_length=1, max_length=200)
+    due_before: AwareDatetime | None = None
+    due_after: AwareDatetime | None = None
+    overdue: bool = False
+    sort: Sort = "created_at"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        return {"items": self.items, "next_cursor": self.next_cursor}
+
+
+def _sort_keys(sort: str) -> tuple[list[tuple[str, ColumnElement[Any]]], bool]:
+    """The (name, expression) keyset for a sort, ending in id so the order is total; and desc."""
+    desc = sort.startswith("-")
+    name = sort.lstrip("-")
+    column: ColumnElement[Any] = {
+        "due_date": Task.due_date,
+        "priority": Task.priority,
+        "created_at": Task.created_at,
+        "title": func.lower(Task.title),
+    }[name]
+    keys: list[tuple[str, ColumnElement[Any]]] = [(name, column), ("id", Task.id)]
+    if name == "due_date":
+        # Tasks without a due date come last in both directions.
+        keys.insert(0, ("no_due", Task.due_date.is_(None)))
+    return keys, desc
+
+
+def _after(keys: list[tuple[str, ColumnElement[Any]]], desc: bool, cursor: dict[str, Any]) -> Any:
+    """Rows strictly after the cursor in the sort order: k1 > v1, or k1 = v1 and k2 > v2, ..."""
+    clauses: list[ColumnElement[bool]] = []
+    for i, (name, expr) in enumerate(keys):
+        value = cursor[name]
+        if name == "no_due":
+            if value is False:  # past the last dated task come the undated ones
+                clauses.append(expr.is_(True))
+            continue
+        if value is None:
+            continue  # within the undated tasks, only the id orders them
+        beyond = expr < value if desc else expr > value
+        equal = [e.is_(None) if cursor[n] is None else e == cursor[n] for n, e in keys[:i]]
+        clauses.append(and_(*equal, beyond))
+    return or_(*clauses)
+
+
+def _order(keys: list[tuple[str, ColumnElement[Any]]], desc: bool) -> list[Any]:
+    return [expr if name == "no_due" or not desc else expr.desc() for name, expr in keys]
+
+
+def _cursor_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Priority):
+        return str(value)
+    return value
+
+
+def _decoded(keys: list[tuple[str, ColumnElement[Any]]], sort: str, raw: str) -> dict[str, Any]:
+    cursor = decode_cursor(raw)
+    if cursor.get("sort") != sort or not all(name in cursor for name, _ in keys):
+        raise Unprocessable("the cursor belongs to another sort order", "cursor")
+    try:
+        for name in ("created_at", "due_date"):
+            if cursor.get(name) is not None:
+                cursor[name] = datetime.fromisoformat(cursor[name])
+        cursor["id"] = uuid.UUID(cursor["id"])
+        if "priority" in cursor:
+            cursor["priority"] = Priority(cursor["priority"])
+    except (TypeError, ValueError) as exc:
+        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
+    return cursor
+
+
+async def list_tasks(user_id: str, query: TaskQuery, uow: UnitOfWork) -> Page:
+    keys, desc = _sort_keys(query.sort)
+    # The key expressions are selected too, so the cursor holds the database's own values.
+    stmt = select(Task, *(expr for _, expr in keys)).where(Task.user_id == user_id)
+    if query.status != "all":
+        stmt = stmt.where(Task.completed.is_(query.status == "completed"))
+    if query.priority:
+        stmt = stmt.where(Task.priority.in_(query.priority))
+    if query.tag:
+        tags = list(dict.fromkeys(t.strip().lower() for t in query.tag))
+        stmt = stmt.where(Task.tags.contains(tags))
+    if query.q:
+        pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(Task.title.ilike(pattern), Task.description.ilike(pattern)))
+    if query.due_before:
+        stmt = stmt.where(Task.due_date < query.due_before)
+    if query.due_after:
+        stmt = stmt.where(Task.due_date > query.due_after)
+    if query.overdue:
+        stmt = stmt.where(Task.completed.is_(False), Task.due_date < utcnow())
+    if query.cursor:
+        stmt = stmt.where(_after(keys, desc, _decoded(keys, query.sort, query.cursor)))
+    stmt = stmt.order_by(*_order(keys, desc)).limit(query.limit + 1)
+    async with uow:
+        rows = list(await uow.session.execute(stmt))
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        last = rows[-1][1:]
+        next_cursor = encode_cursor(
+            {
+                "sort": query.sort,
+                **{name: _cursor_value(v) for (name, _), v in zip(keys, last, strict=True)},
+            }
+        )
+    return Page([task_json(row[0]) for row in rows], next_cursor)
+
+
+async def task_history(
+    user_id: str, task_id: uuid.UUID, limit: int, cursor: str | None, uow: UnitOfWork
+) -> Page:
+    """The task's CloudEvents, oldest first; kept after the task is deleted (the audit log)."""
+    stmt = (
+        select(TaskEvent)
+        .where(TaskEvent.user_id == user_id, TaskEvent.subject == str(task_id))
+        .order_by(TaskEvent.sequence)
+        .limit(limit + 1)
+    )
+    if cursor:
+        after = decode_cursor(cursor).get("after")
+        if not isinstance(after, int):
+            raise Unprocessable("the cursor is not one this API issued", "cursor")
+        stmt = stmt.where(TaskEvent.sequence > after)
+    async with uow:
+        rows = list((await uow.session.execute(stmt)).scalars())
+    if not rows and not cursor:
+        raise NotFound("no such task")
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"after": rows[-1].sequence})
+    return Page([to_cloudevent_json(r) for r in rows], next_cursor)

@@ -1,0 +1,52 @@
+"""The async unit of work: one transaction holding the change and the outbox rows of its events."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from todo_backend.events import Event, to_outbox_row
+from todo_backend.models import TaskEvent
+
+
+class UnitOfWork:
+    """`async with uow:` opens a transaction; it rolls back unless `commit()` is called.
+
+    Events passed to `emit` become outbox rows in the same commit, so a change and its CloudEvents
+    are stored together or not at all. Nothing here talks to the broker.
+    """
+
+    session: AsyncSession
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], source: str) -> None:
+        self._sessions = sessions
+        self.source = source  # the function name: CloudEvent `source` is /functions/<name>
+        self._events: list[Event] = []
+        self.committed: list[TaskEvent] = []
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        self._events = []
+        self.committed = []
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # close() rolls back whatever was not committed, without expiring what was loaded,
+        # so the handler can still render the rows it read.
+        await self.session.close()
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    async def commit(self) -> None:
+        rows = [to_outbox_row(event, self.source) for event in self._events]
+        self.session.add_all(rows)
+        await self.session.commit()
+        self._events = []
+        self.committed = rows
