@@ -7,7 +7,7 @@ the CI matrix are all derived from FUNCTIONS; tests fail when a function folder 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +31,6 @@ class Function:
     routes: tuple[Route, ...] = ()
     event_types: tuple[str, ...] = ()
     schedule: str | None = None  # 5-field cron, UTC
-    tags: tuple[str, ...] = field(default=())
 
     @property
     def folder(self) -> str:
@@ -60,6 +59,13 @@ class Function:
 
 
 TASK = "/api/tasks/{id}"
+WEBHOOK = "/api/webhooks/{id}"
+TASK_EVENT_TYPES = (
+    "dev.todo.task.created",
+    "dev.todo.task.updated",
+    "dev.todo.task.completed",
+    "dev.todo.task.deleted",
+)
 
 FUNCTIONS: tuple[Function, ...] = (
     Function("create-task", "Create a task", (Route("POST", "/api/tasks"),)),
@@ -73,6 +79,17 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("delete-task", "Delete a task", (Route("DELETE", TASK),)),
     Function("complete-task", "Complete a task", (Route("POST", TASK + "/complete"),)),
     Function("get-task-history", "A task's CloudEvents", (Route("GET", TASK + "/events"),)),
+    Function("create-webhook", "Subscribe an endpoint to events", (Route("POST", "/api/webhooks"),)),
+    Function("list-webhooks", "List webhook subscriptions", (Route("GET", "/api/webhooks"),)),
+    Function("delete-webhook", "Delete a webhook subscription", (Route("DELETE", WEBHOOK),)),
+    Function(
+        "list-webhook-deliveries",
+        "A webhook's deliveries",
+        (Route("GET", WEBHOOK + "/deliveries"),),
+    ),
+    Function("deliver-webhooks", "POST events to subscribed endpoints", event_types=TASK_EVENT_TYPES),
+    Function("retry-webhook-deliveries", "Retry failed webhook deliveries", schedule="* * * * *"),
+    Function("relay-outbox", "Publish outbox rows the fast path missed", schedule="* * * * *"),
 )
 
 

@@ -27,6 +27,22 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = 10.0
     db_connect_timeout_seconds: float = 5.0
 
+    # Unset: no broker here; outbox rows wait for a relay that has one.
+    kafka_bootstrap_servers: str | None = None
+    # Redpanda supports the idempotent producer; the embedded Tansu broker rejects it.
+    kafka_enable_idempotence: bool = True
+    kafka_topic_partitions: int = 6
+    kafka_replication_factor: int = 1
+    kafka_publish_timeout_seconds: float = 2.0
+    topic_task_events: str = "task-events"
+    topic_reminders: str = "reminders"
+    relay_grace_seconds: float = 5.0
+    relay_batch_size: int = 500
+
+    webhook_max_per_user: int = 10
+    webhook_timeout_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+
     default_remind_before_minutes: int = 1440
     idempotency_key_ttl_hours: int = 24
     max_body_bytes: int = 64 * 1024
