@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+
 from todo_backend.db import get_sessionmaker
+from todo_backend.messaging import Publisher
+from todo_backend.models import TaskEvent
+from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 def unit_of_work(source: str) -> UnitOfWork:
     """A unit of work for the function named `source` over the process's one connection pool."""
     return UnitOfWork(get_sessionmaker(), source)
+
+
+@lru_cache(maxsize=1)
+def get_publisher() -> Publisher | None:
+    """The process's publisher; None where no broker is configured (rows wait for a relay)."""
+    settings = get_settings()
+    return Publisher(settings) if settings.kafka_bootstrap_servers else None
+
+
+async def publish_now(rows: Sequence[TaskEvent]) -> None:
+    """The fast path after a commit. A failure only delays the events: relay-outbox publishes them."""
+    publisher = get_publisher()
+    if publisher is None or not rows:
+        return
+    from todo_backend.relay import publish_committed
+
+    try:
+        await publish_committed(get_sessionmaker(), publisher, rows)
+    except Exception as exc:
+        log.warning("fast-path publish failed, relay-outbox will publish: %r", exc)

@@ -13,12 +13,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import exc as sa_exc
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
 from todo_backend.auth import Unauthorized, authenticate
+from todo_backend.bootstrap import publish_now
 from todo_backend.errors import DomainError, NotFound, Unprocessable
+from todo_backend.models import TaskEvent
 from todo_backend.settings import get_settings
+from todo_backend.uow import committed_rows
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +185,18 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
 
     @functools.wraps(handler)
     async def entry(request: Request) -> Response:
+        rows: list[TaskEvent] = []
+        token = committed_rows.set(rows)
+        try:
+            response = await _respond(request)
+        finally:
+            committed_rows.reset(token)
+        if rows:
+            # Publish after the response is sent: the client never waits on the broker.
+            response.background = BackgroundTask(publish_now, rows)
+        return response
+
+    async def _respond(request: Request) -> Response:
         try:
             try:
                 user_id = authenticate(request.headers.get("authorization"), get_settings())

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, PlainSerializer, field_validator
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -176,7 +176,14 @@ class TaskEvent(SQLModel, table=True):
     __tablename__ = "task_event"
     __table_args__ = (
         Index("ix_task_event_user_subject", "user_id", "subject", "sequence"),
+        # The relay's scans: the oldest unpublished rows, and the unpublished rows of one key.
         Index("ix_task_event_unpublished", "sequence", postgresql_where=text("published_at IS NULL")),
+        Index(
+            "ix_task_event_unpublished_key",
+            "partition_key",
+            "sequence",
+            postgresql_where=text("published_at IS NULL"),
+        ),
     )
 
     sequence: int | None = Field(
@@ -205,3 +212,83 @@ class IdempotencyKey(SQLModel, table=True):
     status_code: int | None = None
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """A consumer's tracking row: (consumer, event id) written with the effect, so a redelivery is a no-op.
+
+    Each consumer keeps its own rows: one consumer having handled an event says nothing of another.
+    """
+
+    __tablename__ = "processed_event"
+
+    consumer: str = Field(sa_column=Column(Text, primary_key=True))
+    event_id: uuid.UUID = Field(primary_key=True)
+    processed_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+
+
+class WebhookCreate(_Input):
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+    event_types: Annotated[list[str], Field(min_length=1, max_length=20)]
+    secret: Annotated[str, Field(min_length=16, max_length=256)] | None = None
+
+
+class Webhook(SQLModel, table=True):
+    __tablename__ = "webhook"
+    __table_args__ = (Index("ix_webhook_user", "user_id", "created_at", "id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    event_types: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    secret: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+
+
+class WebhookPublic(SQLModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    created_at: UtcDatetime
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to one subscription: its own row, so a receiver that is down blocks nobody else."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        Index("uq_webhook_delivery_event", "webhook_id", "event_id", unique=True),
+        Index("ix_webhook_delivery_list", "webhook_id", "created_at", "id"),
+        Index("ix_webhook_delivery_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)  # X-Todo-Delivery
+    webhook_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("webhook.id", ondelete="CASCADE"), nullable=False)
+    )
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    event_id: uuid.UUID
+    event_type: str = Field(sa_column=Column(Text, nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # structured CloudEvent
+    status: str = Field(default="pending", sa_column=Column(Text, nullable=False))  # pending|succeeded|failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=_tz())
+    last_attempt_at: datetime | None = Field(default=None, sa_type=_tz())
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    response_excerpt: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+
+
+class WebhookDeliveryPublic(SQLModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: UtcDatetime | None
+    last_attempt_at: UtcDatetime | None
+    last_status_code: int | None
+    last_error: str | None
+    response_excerpt: str | None
+    created_at: UtcDatetime

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from todo_backend.events import Event, to_outbox_row
 from todo_backend.models import TaskEvent
+
+# The outbox rows committed while serving the current request or event, for the publishing fast path.
+committed_rows: ContextVar[list[TaskEvent] | None] = ContextVar("committed_rows", default=None)
 
 
 class UnitOfWork:
@@ -50,3 +54,6 @@ class UnitOfWork:
         await self.session.commit()
         self._events = []
         self.committed = rows
+        collected = committed_rows.get()
+        if collected is not None:
+            collected.extend(rows)

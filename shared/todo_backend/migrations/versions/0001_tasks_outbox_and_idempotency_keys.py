@@ -74,6 +74,12 @@ def upgrade() -> None:
         ["sequence"],
         postgresql_where=sa.text("published_at IS NULL"),
     )
+    op.create_index(
+        "ix_task_event_unpublished_key",
+        "task_event",
+        ["partition_key", "sequence"],
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
 
     op.create_table(
         "idempotency_key",

@@ -1,0 +1,25 @@
+"""relay-outbox (cron): publish outbox rows the fast path did not, oldest first, per-key in order."""
+
+from dataclasses import asdict
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from todo_backend.bootstrap import get_publisher
+from todo_backend.db import get_sessionmaker
+from todo_backend.http import json_response
+from todo_backend.relay import relay_outbox as tick
+from todo_backend.settings import get_settings
+
+
+@functions_framework.aio.http
+async def relay_outbox(request: Request) -> Response:
+    publisher = get_publisher()
+    if publisher is None:
+        raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is not set: relay-outbox has nowhere to publish")
+    s = get_settings()
+    result = await tick(
+        get_sessionmaker(), publisher, grace_seconds=s.relay_grace_seconds, batch_size=s.relay_batch_size
+    )
+    return json_response(asdict(result))

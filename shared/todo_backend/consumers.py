@@ -1,0 +1,102 @@
+"""CloudEvent consumers and cron ticks: the shared wrapping of every event and cron function.
+
+Response codes follow Knative's dispatcher: 2xx done; 5xx (database down, timeout, a bug) is retried
+with backoff; 4xx for an event that can never succeed (unknown type, invalid data, identity that does
+not hold) is not retried and goes to the dead-letter sink. Nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from cloudevents.abstract import AnyCloudEvent
+from sqlalchemy.dialects.postgresql import insert
+from starlette.exceptions import HTTPException
+
+from todo_backend.bootstrap import publish_now, unit_of_work
+from todo_backend.models import ProcessedEvent
+from todo_backend.uow import UnitOfWork, committed_rows
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class PoisonEvent(Exception):
+    """The event can never be handled: answered 422, so it is dead-lettered, not retried."""
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    id: uuid.UUID
+    type: str
+    source: str
+    subject: str | None
+    user_id: str
+    time: datetime | None
+    data: dict[str, Any]
+    attributes: dict[str, Any]
+
+    @classmethod
+    def parse(cls, event: AnyCloudEvent) -> InboundEvent:
+        attrs = dict(event.get_attributes())
+        try:
+            event_id = uuid.UUID(str(attrs["id"]))
+            user_id = attrs["userid"]
+            time = datetime.fromisoformat(attrs["time"]) if attrs.get("time") else None
+        except (KeyError, ValueError) as exc:
+            raise PoisonEvent(f"malformed event attributes: {exc!r}") from exc
+        data = event.get_data()
+        if not isinstance(user_id, str) or not user_id or not isinstance(data, dict):
+            raise PoisonEvent("the event needs a userid extension and a JSON object as data")
+        return cls(event_id, attrs["type"], attrs["source"], attrs.get("subject"), user_id, time, data, attrs)
+
+
+async def _first_delivery(uow: UnitOfWork, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record (consumer, event id) in this transaction; False if this consumer already handled it."""
+    stmt = (
+        insert(ProcessedEvent)
+        .values(consumer=consumer, event_id=event_id)
+        .on_conflict_do_nothing()
+        .returning(ProcessedEvent.event_id)
+    )
+    return (await uow.session.execute(stmt)).first() is not None
+
+
+async def consume(
+    consumer: str,
+    types: tuple[str, ...],
+    event: AnyCloudEvent,
+    handler: Callable[[InboundEvent, UnitOfWork], Awaitable[T]],
+) -> T | None:
+    """Run `handler` once per event id for `consumer`, its effect and tracking row in one transaction.
+
+    The handler works inside the open unit of work and does not commit; its result is returned after
+    the commit (None for a duplicate delivery, acknowledged without effect).
+    """
+    try:
+        inbound = InboundEvent.parse(event)
+        if inbound.type not in types:
+            raise PoisonEvent(f"{consumer} does not handle {inbound.type}")
+        rows: list[Any] = []
+        token = committed_rows.set(rows)
+        try:
+            async with unit_of_work(consumer) as uow:
+                if not await _first_delivery(uow, consumer, inbound.id):
+                    log.info("%s: duplicate delivery of %s acknowledged", consumer, inbound.id)
+                    return None
+                result = await handler(inbound, uow)
+                await uow.commit()
+        finally:
+            committed_rows.reset(token)
+        await publish_now(rows)
+        return result
+    except PoisonEvent as exc:
+        log.error("%s: rejecting event %s: %s", consumer, event.get("id"), exc)
+        raise HTTPException(422, str(exc)) from exc
+
