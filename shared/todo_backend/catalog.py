@@ -58,6 +58,16 @@ class Function:
         return "cloudevent" if self.trigger == "cloudevent" else "http"
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """How events are delivered to a consumer: the Knative Trigger's `delivery` and the local dispatcher."""
+
+    retries: int = 5
+    backoff_seconds: float = 0.2  # exponential: 0.2 s, 0.4 s, 0.8 s, ...
+
+
+DELIVERY = Delivery()
+
 TASK = "/api/tasks/{id}"
 WEBHOOK = "/api/webhooks/{id}"
 TASK_EVENT_TYPES = (
