@@ -99,4 +99,3 @@ async def consume(
     except PoisonEvent as exc:
         log.error("%s: rejecting event %s: %s", consumer, event.get("id"), exc)
         raise HTTPException(422, str(exc)) from exc
-

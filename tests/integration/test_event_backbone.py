@@ -17,7 +17,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
 from todo_backend.bootstrap import publish_now, unit_of_work
 from todo_backend.catalog import Function
 from todo_backend.consumers import InboundEvent, consume
@@ -70,7 +69,7 @@ async def publisher(settings: Settings) -> AsyncIterator[Publisher]:
     await p.close()
 
 
-async def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 20.0) -> list[Any]:
+async def read_topic(settings: Settings, topic: str, expected: int, wait_seconds: float = 20.0) -> list[Any]:
     """Every record on `topic` from the beginning, once at least `expected` arrived (or the timeout)."""
     consumer = AIOKafkaConsumer(
         topic,
@@ -81,7 +80,7 @@ async def read_topic(settings: Settings, topic: str, expected: int, timeout: flo
     await consumer.start()
     records: list[Any] = []
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + wait_seconds
         while len(records) < expected and asyncio.get_running_loop().time() < deadline:
             for batch in (await consumer.getmany(timeout_ms=500)).values():
                 records.extend(batch)

