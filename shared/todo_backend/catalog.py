@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -17,11 +17,13 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 
 @dataclass(frozen=True)
 class Route:
+    PARAM: ClassVar[re.Pattern[str]] = re.compile(r"\{(\w+)\}")
+
     method: str
     path: str  # template with {name} segments, e.g. /api/tasks/{id}
 
     def pattern(self) -> re.Pattern[str]:
-        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
+        return re.compile("^" + self.PARAM.sub(r"(?P<\1>[^/]+)", self.path) + "$")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,202 @@
+"""OpenAPI 3.1 for the whole API: paths from the function declarations, schemas from the models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from todo_backend.catalog import FUNCTIONS, Function, Route
+from todo_backend.models import (
+    TaskCreate,
+    TaskPublic,
+    TaskUpdate,
+    WebhookCreate,
+    WebhookDeliveryPublic,
+    WebhookPublic,
+)
+
+# What each operation takes and returns: (request body, response status, response schema).
+_IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
+    ("create-task", "POST"): ("TaskCreate", 201, "TaskPublic"),
+    ("list-tasks", "GET"): (None, 200, "TaskPage"),
+    ("get-task", "GET"): (None, 200, "TaskPublic"),
+    ("update-task", "PATCH"): ("TaskUpdate", 200, "TaskPublic"),
+    ("update-task", "PUT"): ("TaskCreate", 200, "TaskPublic"),
+    ("delete-task", "DELETE"): (None, 204, None),
+    ("complete-task", "POST"): (None, 200, "TaskPublic"),
+    ("get-task-history", "GET"): (None, 200, "EventPage"),
+    ("create-webhook", "POST"): ("WebhookCreate", 201, "WebhookCreated"),
+    ("list-webhooks", "GET"): (None, 200, "WebhookPage"),
+    ("delete-webhook", "DELETE"): (None, 204, None),
+    ("list-webhook-deliveries", "GET"): (None, 200, "DeliveryPage"),
+}
+
+_QUERY: dict[str, list[tuple[str, dict[str, Any], str]]] = {
+    "list-tasks": [
+        ("status", {"enum": ["all", "pending", "completed"], "default": "all"}, "Filter by completion"),
+        ("priority", {"type": "array", "items": {"enum": ["low", "medium", "high"]}}, "Any of these"),
+        ("tag", {"type": "array", "items": {"type": "string"}}, "All of these tags"),
+        ("q", {"type": "string"}, "Case-insensitive keyword in title or description"),
+        ("due_before", {"type": "string", "format": "date-time"}, "Due before (with offset)"),
+        ("due_after", {"type": "string", "format": "date-time"}, "Due after (with offset)"),
+        ("overdue", {"type": "boolean"}, "Open and past due"),
+        (
+            "sort",
+            {
+                "enum": [
+                    "due_date",
+                    "-due_date",
+                    "priority",
+                    "-priority",
+                    "created_at",
+                    "-created_at",
+                    "title",
+                    "-title",
+                ],
+                "default": "created_at",
+            },
+            "Sort key; tasks without a due date come last",
+        ),
+    ],
+}
+_PAGED = {"list-tasks", "get-task-history", "list-webhooks", "list-webhook-deliveries"}
+_VERSIONED = {"update-task", "delete-task", "complete-task"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page"},
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    models: dict[str, type[BaseModel]] = {
+        "TaskCreate": TaskCreate,
+        "TaskUpdate": TaskUpdate,
+        "TaskPublic": TaskPublic,
+        "WebhookCreate": WebhookCreate,
+        "WebhookPublic": WebhookPublic,
+        "WebhookDeliveryPublic": WebhookDeliveryPublic,
+    }
+    schemas: dict[str, Any] = {}
+    for name, model in models.items():
+        mode = "serialization" if name.endswith("Public") else "validation"
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+    schemas["WebhookCreated"] = {
+        "allOf": [
+            _ref("WebhookPublic"),
+            {"properties": {"secret": {"type": "string"}}, "required": ["secret"]},
+        ]
+    }
+    schemas["CloudEvent"] = {
+        "type": "object",
+        "description": "A CloudEvent 1.0 in structured JSON; the catalogue is docs/events.asyncapi.yaml",
+        "required": ["specversion", "id", "source", "type", "subject", "time", "data"],
+        "properties": {
+            **{k: {"type": "string"} for k in ("specversion", "id", "source", "type", "subject")},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"const": "application/json"},
+            "partitionkey": {"type": "string"},
+            "userid": {"type": "string"},
+            "data": {"type": "object"},
+        },
+    }
+    schemas["TaskPage"] = _page("TaskPublic")
+    schemas["EventPage"] = _page("CloudEvent")
+    schemas["WebhookPage"] = _page("WebhookPublic")
+    schemas["DeliveryPage"] = _page("WebhookDeliveryPublic")
+    schemas["Problem"] = {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }
+    return schemas
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+def _operation(fn: Function, route: Route) -> dict[str, Any]:
+    body, status, result = _IO[(fn.name, route.method)]
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        for name in Route.PARAM.findall(route.path)
+    ]
+    for name, schema, description in _QUERY.get(fn.name, []):
+        params.append({"name": name, "in": "query", "schema": schema, "description": description})
+    if fn.name in _PAGED:
+        params += [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        ]
+    if fn.name in _VERSIONED:
+        params.append({"name": "If-Match", "in": "header", "schema": {"type": "string"}})
+    if fn.name == "create-task":
+        params.append({"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}})
+    responses: dict[str, Any] = {
+        str(status): {"description": "Success"}
+        if result is None
+        else {"description": "Success", "content": {"application/json": {"schema": _ref(result)}}},
+        "401": _problem("Missing or invalid bearer token"),
+        "422": _problem("Invalid input; `errors` names each field at fault"),
+    }
+    if params and any(p["in"] == "path" for p in params):
+        responses["404"] = _problem("No such resource for this user")
+    if fn.name in _VERSIONED:
+        responses["412"] = _problem("If-Match does not match the current version")
+    op: dict[str, Any] = {
+        "operationId": fn.name if len(fn.routes) == 1 else f"{fn.name}-{route.method.lower()}",
+        "summary": fn.summary,
+        "description": f"Served by the function `{fn.name}`.",
+        "parameters": params,
+        "responses": responses,
+    }
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+        for code, text in (("400", "Malformed JSON"), ("413", "Body over 64 KiB"), ("415", "Not JSON")):
+            responses[code] = _problem(text)
+    return op
+
+
+def build_openapi() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for fn in FUNCTIONS:
+        for route in fn.routes:
+            paths.setdefault(route.path, {})[route.method.lower()] = _operation(fn, route)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Todo backend", "version": "1.0.0"},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
