@@ -90,8 +90,10 @@ def _schemas() -> dict[str, Any]:
     }
     schemas: dict[str, Any] = {}
     for name, model in models.items():
-        mode = "serialization" if name.endswith("Public") else "validation"
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+        schema = model.model_json_schema(
+            ref_template="#/components/schemas/{model}",
+            mode="serialization" if name.endswith("Public") else "validation",
+        )
         schemas.update(schema.pop("$defs", {}))
         schemas[name] = schema
     schemas["WebhookCreated"] = {

@@ -1,0 +1,46 @@
+# Developer entry points. Everything runs from the project's own virtualenv, built on first use and
+# rebuilt when pyproject.toml changes.
+VENV := .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run token migrate events lint test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python 3.11+ is required: make PYTHON=python3.11 ..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The whole stack on http://127.0.0.1:8080 (PORT=... to change); Ctrl-C stops everything.
+run: $(STAMP)
+	$(BIN)/todo run $(if $(PORT),--port $(PORT))
+
+# make token USER=alice: a bearer token the local stack accepts.
+token: $(STAMP)
+	@$(BIN)/todo token $(USER)
+
+migrate: $(STAMP)
+	$(BIN)/todo migrate
+
+# Every CloudEvent on the local stack's topics as it arrives (FROM_BEGINNING=1 replays them).
+events: $(STAMP)
+	$(BIN)/todo events $(if $(FROM_BEGINNING),--from-beginning)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+# Keeps .data (the local database); `rm -rf .data` resets it.
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,168 @@
+"""The local stand-in for the production ingress: one URL in front of every function process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from http import HTTPStatus
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from todo_backend import catalog
+
+logger = logging.getLogger(__name__)
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# RFC 9110 section 7.6.1: these describe one connection, so a proxy never forwards them.
+# Host is dropped too: the function is addressed by its own URL, as Knative routes by host.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    }
+)
+# The server in front of the gateway adds its own; passing the function's along would repeat them.
+ORIGIN_ONLY = frozenset({"date", "server"})
+# Set afresh by the gateway, as an ingress would, rather than trusted from the client.
+FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"})
+# A path every function answers without running user code: functions-framework serves a 404 for
+# /robots.txt itself (HTTP functions) or a 405 for any GET (CloudEvent functions).
+PROBE_PATH = "/robots.txt"
+
+DOCS_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>todo API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="swagger-ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """An RFC 9457 problem, the error shape every function returns too."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    return JSONResponse(body, status, headers, media_type="application/problem+json")
+
+
+def create_gateway(upstreams: dict[str, str]) -> Starlette:
+    """Route /api/... by the catalog, /_fn/<name>/... straight to one function; `upstreams` maps
+    function names to base URLs such as http://127.0.0.1:9101."""
+    # One client for every request, so connections to the functions are pooled.
+    client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+
+    async def api(request: Request) -> Response:
+        match = catalog.match_route(request.method, request.url.path)
+        if match is None:
+            return _no_route(request.method, request.url.path)
+        fn, _ = match
+        if fn.name not in upstreams:
+            return problem(503, f"function {fn.name} is not running in this stack")
+        return await _proxy(client, request, upstreams[fn.name], request.url.path)
+
+    async def direct(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in upstreams:
+            return problem(404, f"no function named {name!r} runs in this stack")
+        return await _proxy(client, request, upstreams[name], "/" + request.path_params["rest"])
+
+    async def healthz(request: Request) -> Response:
+        names = list(upstreams)
+        answers = await asyncio.gather(*(_is_up(client, upstreams[name]) for name in names))
+        down = [name for name, up in zip(names, answers, strict=True) if not up]
+        if down:
+            return JSONResponse({"status": "unavailable", "down": down}, 503)
+        return JSONResponse({"status": "ok"})
+
+    async def openapi(request: Request) -> Response:
+        from todo_backend.openapi import build_openapi  # the gateway must start without it
+
+        return JSONResponse(build_openapi())
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(DOCS_HTML)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = f"{request.method} {request.url.path}: {exc.detail}"
+        return problem(exc.status_code, detail, exc.headers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Route("/_fn/{name}/{rest:path}", direct, methods=METHODS),
+        Route("/api/{rest:path}", api, methods=METHODS),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+
+
+def _no_route(method: str, path: str) -> Response:
+    allowed = sorted({r.method for fn in catalog.FUNCTIONS for r in fn.routes if r.pattern().match(path)})
+    if allowed:
+        detail = f"{method} is not allowed on {path}"
+        return problem(405, detail, {"Allow": ", ".join(allowed)})
+    return problem(404, f"no route for {method} {path}")
+
+
+async def _proxy(client: httpx.AsyncClient, request: Request, base_url: str, path: str) -> Response:
+    """Forward the request as the ingress would and stream the function's response back."""
+    headers = [(k, v) for k, v in request.headers.items() if k not in HOP_BY_HOP | FORWARDED]
+    headers += [
+        ("x-forwarded-for", request.client.host if request.client else ""),
+        ("x-forwarded-host", request.headers.get("host", "")),
+        ("x-forwarded-proto", request.url.scheme),
+    ]
+    # The body is read whole: functions cap it at a few KiB anyway, and a Content-Length (rather
+    # than a chunked upload) is what they receive behind the real ingress.
+    upstream = client.build_request(
+        request.method,
+        base_url + path,
+        params=request.url.query,
+        headers=headers,
+        content=await request.body(),
+    )
+    try:
+        response = await client.send(upstream, stream=True)
+    except httpx.TransportError as err:
+        logger.warning("upstream %s failed: %r", base_url, err)
+        return problem(502, f"the function at {base_url} did not answer: {err!r}")
+    proxied = StreamingResponse(
+        response.aiter_raw(),  # raw: any content-encoding passes through with its content-length
+        status_code=response.status_code,
+        background=BackgroundTask(response.aclose),
+    )
+    # Raw header pairs, so repeated headers (Set-Cookie, Vary...) stay separate.
+    proxied.raw_headers = [
+        (k, v) for k, v in response.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP | ORIGIN_ONLY
+    ]
+    return proxied
+
+
+async def _is_up(client: httpx.AsyncClient, base_url: str) -> bool:
+    """Any HTTP answer means the process serves; only a transport failure means down."""
+    try:
+        await client.get(base_url + PROBE_PATH, timeout=2.0)
+    except httpx.TransportError:
+        return False
+    return True
