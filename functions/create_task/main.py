@@ -3,6 +3,7 @@
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
+
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.http import Problem, http_function, read_json, versioned_response
 from todo_backend.models import TaskCreate

@@ -3,6 +3,7 @@
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
+
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.http import http_function, json_response, parse, query_params
 from todo_backend.tasks import TaskQuery

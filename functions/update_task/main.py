@@ -3,6 +3,7 @@
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
+
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.events import task_json
 from todo_backend.http import http_function, if_match, path_uuid, read_json, versioned_response

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
 from todo_backend.bootstrap import publish_now, unit_of_work
 from todo_backend.catalog import Function
 from todo_backend.consumers import InboundEvent, consume
