@@ -72,12 +72,14 @@ DELIVERY = Delivery()
 
 TASK = "/api/tasks/{id}"
 WEBHOOK = "/api/webhooks/{id}"
+RECURRING = "/api/recurring-tasks/{id}"
 TASK_EVENT_TYPES = (
     "dev.todo.task.created",
     "dev.todo.task.updated",
     "dev.todo.task.completed",
     "dev.todo.task.deleted",
 )
+REMINDER_DUE = "dev.todo.reminder.due"
 
 FUNCTIONS: tuple[Function, ...] = (
     Function("create-task", "Create a task", (Route("POST", "/api/tasks"),)),
@@ -99,9 +101,36 @@ FUNCTIONS: tuple[Function, ...] = (
         "A webhook's deliveries",
         (Route("GET", WEBHOOK + "/deliveries"),),
     ),
-    Function("deliver-webhooks", "POST events to subscribed endpoints", event_types=TASK_EVENT_TYPES),
+    Function(
+        "deliver-webhooks",
+        "POST events to subscribed endpoints",
+        event_types=(*TASK_EVENT_TYPES, REMINDER_DUE),
+    ),
     Function("retry-webhook-deliveries", "Retry failed webhook deliveries", schedule="* * * * *"),
     Function("relay-outbox", "Publish outbox rows the fast path missed", schedule="* * * * *"),
+    Function("create-recurring-task", "Create a recurring task", (Route("POST", "/api/recurring-tasks"),)),
+    Function("list-recurring-tasks", "List recurring tasks", (Route("GET", "/api/recurring-tasks"),)),
+    Function("get-recurring-task", "Get one recurring task", (Route("GET", RECURRING),)),
+    Function(
+        "update-recurring-task",
+        "Update a recurring task (PATCH merges, PUT replaces)",
+        (Route("PATCH", RECURRING), Route("PUT", RECURRING)),
+    ),
+    Function("delete-recurring-task", "Stop a recurring task", (Route("DELETE", RECURRING),)),
+    Function("materialize-recurrences", "Create the next occurrence of due series", schedule="* * * * *"),
+    Function(
+        "schedule-next-occurrence",
+        "After a completion-anchored occurrence is completed, create the next",
+        event_types=("dev.todo.task.completed",),
+    ),
+    Function("check-due-tasks", "Emit reminders that have fallen due", schedule="* * * * *"),
+    Function("deliver-notification", "Turn a reminder into a notification", event_types=(REMINDER_DUE,)),
+    Function("list-notifications", "List notifications", (Route("GET", "/api/notifications"),)),
+    Function(
+        "mark-notification-read",
+        "Mark a notification read",
+        (Route("POST", "/api/notifications/{id}/read"),),
+    ),
 )
 
 

@@ -6,11 +6,18 @@ The catalogue of types, with their data schemas, is documented in docs/events.as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from todo_backend.models import Task, TaskEvent, TaskPublic, rfc3339
-
-TYPE_PREFIX = "dev.todo."
+from todo_backend.models import (
+    RecurringTask,
+    RecurringTaskPublic,
+    Task,
+    TaskEvent,
+    TaskPublic,
+    rfc3339,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -35,13 +42,48 @@ class TaskDeleted:
     task: Task  # as it was before the delete
 
 
-Event = TaskCreated | TaskUpdated | TaskCompleted | TaskDeleted
+@dataclass(frozen=True)
+class RecurringTaskCreated:
+    recurring_task: RecurringTask
+
+
+@dataclass(frozen=True)
+class RecurringTaskUpdated:
+    recurring_task: RecurringTask
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecurringTaskDeleted:
+    recurring_task: RecurringTask  # as it was before the delete
+
+
+@dataclass(frozen=True)
+class ReminderDue:
+    task: Task
+    remind_at: datetime  # when it was due to be sent; the event's time says when it was
+
+
+Event = (
+    TaskCreated
+    | TaskUpdated
+    | TaskCompleted
+    | TaskDeleted
+    | RecurringTaskCreated
+    | RecurringTaskUpdated
+    | RecurringTaskDeleted
+    | ReminderDue
+)
 
 CLOUDEVENT_TYPES: dict[type[Any], str] = {
     TaskCreated: "dev.todo.task.created",
     TaskUpdated: "dev.todo.task.updated",
     TaskCompleted: "dev.todo.task.completed",
     TaskDeleted: "dev.todo.task.deleted",
+    RecurringTaskCreated: "dev.todo.recurring-task.created",
+    RecurringTaskUpdated: "dev.todo.recurring-task.updated",
+    RecurringTaskDeleted: "dev.todo.recurring-task.deleted",
+    ReminderDue: "dev.todo.reminder.due",
 }
 
 
@@ -49,19 +91,53 @@ def task_json(task: Task) -> dict[str, Any]:
     return TaskPublic.model_validate(task).model_dump(mode="json")
 
 
+def recurring_task_json(recurring: RecurringTask, next_occurrences: list[datetime]) -> dict[str, Any]:
+    public = RecurringTaskPublic.model_validate(
+        {**recurring.model_dump(), "next_occurrences": next_occurrences}
+    )
+    return public.model_dump(mode="json")
+
+
+def _data(event: Event, now: datetime) -> tuple[str, str, dict[str, Any]]:
+    """The subject (and partition key), the owner, and the data of an event's CloudEvent."""
+    match event:
+        case TaskUpdated(task, changed) | TaskCompleted(task, changed):
+            return str(task.id), task.user_id, {"task": task_json(task), "changed": list(changed)}
+        case TaskCreated(task) | TaskDeleted(task):
+            return str(task.id), task.user_id, {"task": task_json(task)}
+        case ReminderDue(task, remind_at):
+            assert task.due_date is not None
+            data = {
+                "task": task_json(task),
+                "due_at": rfc3339(task.due_date),
+                "remind_at": rfc3339(remind_at),
+                "late_seconds": max(0, int((now - remind_at).total_seconds())),
+            }
+            return str(task.id), task.user_id, data
+        case RecurringTaskUpdated(recurring, changed):
+            data = {"recurring_task": recurring_task_json(recurring, []), "changed": list(changed)}
+            return str(recurring.id), recurring.user_id, data
+        case RecurringTaskCreated(recurring) | RecurringTaskDeleted(recurring):
+            return (
+                str(recurring.id),
+                recurring.user_id,
+                {"recurring_task": recurring_task_json(recurring, [])},
+            )
+    raise TypeError(event)
+
+
 def to_outbox_row(event: Event, source: str) -> TaskEvent:
     """The outbox row (a CloudEvent, stored) for `event`, emitted by the function named `source`."""
-    data: dict[str, Any] = {"task": task_json(event.task)}
-    if isinstance(event, TaskUpdated | TaskCompleted):
-        data["changed"] = list(event.changed)
-    subject = str(event.task.id)
+    now = utcnow()
+    subject, user_id, data = _data(event, now)
     return TaskEvent(
         type=CLOUDEVENT_TYPES[type(event)],
         source=f"/functions/{source}",
         subject=subject,
         partition_key=subject,
-        user_id=event.task.user_id,
+        user_id=user_id,
         data=data,
+        time=now,
     )
 
 

@@ -35,8 +35,8 @@ UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when
 
 def _strip_title(value: str) -> str:
     value = value.strip()
-    if not value:
-        raise ValueError("must not be empty")
+    if not 1 <= len(value) <= 500:
+        raise ValueError("must be 1-500 characters after trimming white space")
     return value
 
 
@@ -52,7 +52,7 @@ def _normalize_tags(tags: list[str]) -> list[str]:
     return list(seen)
 
 
-Title = Annotated[str, Field(max_length=500), AfterValidator(_strip_title)]
+Title = Annotated[str, AfterValidator(_strip_title)]
 Description = Annotated[str, Field(max_length=10_000)]
 Tags = Annotated[list[str], Field(max_length=100), AfterValidator(_normalize_tags)]
 RemindBefore = Annotated[int, Field(ge=0, le=525_600)]  # at most a year
@@ -121,6 +121,8 @@ class Task(TaskBase, table=True):
         Index("ix_task_user_priority", "user_id", "priority", "id"),
         Index("ix_task_user_title", "user_id", text("lower(title)"), "id"),
         Index("ix_task_tags", "tags", postgresql_using="gin"),
+        # Each occurrence of a series exists once, however many materializers or duplicate events race.
+        Index("uq_task_occurrence", "recurring_task_id", "occurrence_at", unique=True),
         # Open, not yet reminded tasks by the instant their reminder falls due (the checker's scan).
         Index(
             "ix_task_open_reminder",
@@ -292,3 +294,181 @@ class WebhookDeliveryPublic(SQLModel):
     last_error: str | None
     response_excerpt: str | None
     created_at: UtcDatetime
+
+
+class Anchor(enum.StrEnum):
+    schedule = "schedule"  # the next occurrence exists as soon as the previous one's time has passed
+    completion = "completion"  # one open occurrence; completing it schedules the next
+
+
+def _valid_schedule(value: str) -> str:
+    from todo_backend.recurrence import InvalidSchedule, Schedule
+
+    try:
+        Schedule.parse(value).next_after(utcnow())
+    except InvalidSchedule:
+        raise
+    except (ValueError, KeyError) as exc:  # croniter's "failed to find next date"
+        raise ValueError("the schedule never fires") from exc
+    return " ".join(value.split())
+
+
+def _valid_timezone(value: str) -> str:
+    from todo_backend.recurrence import zone
+
+    zone(value)
+    return value
+
+
+CronSchedule = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_valid_schedule)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_valid_timezone)]
+
+
+class RecurringTaskCreate(_Input):
+    """POST body, and PUT body (omitted fields reset to their defaults)."""
+
+    title: Title
+    description: Description = ""
+    priority: Priority = Priority.medium
+    tags: Tags = Field(default_factory=list)
+    remind_before_minutes: RemindBefore | None = None
+    schedule: CronSchedule
+    timezone: TimeZone = "UTC"
+    anchor: Anchor = Anchor.schedule
+    starts_at: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    max_occurrences: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    paused: bool = False
+
+
+class RecurringTaskUpdate(_Input):
+    """PATCH body: only the fields sent change; null clears the nullable ones."""
+
+    title: Title | None = None
+    description: Description | None = None
+    priority: Priority | None = None
+    tags: Tags | None = None
+    remind_before_minutes: RemindBefore | None = None
+    schedule: CronSchedule | None = None
+    timezone: TimeZone | None = None
+    anchor: Anchor | None = None
+    starts_at: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    max_occurrences: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    paused: bool | None = None
+
+    @field_validator(
+        "title",
+        "description",
+        "priority",
+        "tags",
+        "schedule",
+        "timezone",
+        "anchor",
+        "starts_at",
+        "paused",
+        mode="before",
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+anchor_enum = ENUM(Anchor, name="recurrence_anchor", values_callable=lambda e: [m.value for m in e])
+
+
+class RecurringTask(SQLModel, table=True):
+    __tablename__ = "recurring_task"
+    __table_args__ = (
+        Index("ix_recurring_task_user_created", "user_id", "created_at", "id"),
+        # The materializer's scan: active schedule-anchored series whose upcoming occurrence has passed.
+        Index(
+            "ix_recurring_task_due",
+            "next_occurrence_at",
+            postgresql_where=text("NOT paused AND anchor = 'schedule' AND next_occurrence_at IS NOT NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    priority: Priority = Field(default=Priority.medium, sa_column=Column(priority_enum, nullable=False))
+    tags: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    remind_before_minutes: int | None = None
+    schedule: str = Field(sa_column=Column(Text, nullable=False))
+    timezone: str = Field(sa_column=Column(Text, nullable=False))
+    anchor: Anchor = Field(default=Anchor.schedule, sa_column=Column(anchor_enum, nullable=False))
+    starts_at: datetime = Field(sa_type=_tz(), nullable=False)
+    until: datetime | None = Field(default=None, sa_type=_tz())
+    max_occurrences: int | None = None
+    paused: bool = False
+    occurrences_created: int = 0
+    occurrences_skipped: int = 0  # missed while the materializer was down (catch-up creates only the next)
+    # The upcoming occurrence (already created); null when the series has ended or has none open.
+    next_occurrence_at: datetime | None = Field(default=None, sa_type=_tz())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    version: int = 1
+
+
+class RecurringTaskPublic(SQLModel):
+    id: uuid.UUID
+    title: str
+    description: str
+    priority: Priority
+    tags: list[str]
+    remind_before_minutes: int | None
+    schedule: str
+    timezone: str
+    anchor: Anchor
+    starts_at: UtcDatetime
+    until: UtcDatetime | None
+    max_occurrences: int | None
+    paused: bool
+    next_occurrences: list[UtcDatetime] = Field(default_factory=list)
+    occurrences_created: int
+    occurrences_skipped: int
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int
+
+
+class Notification(SQLModel, table=True):
+    """An in-app notification: one per reminder event, however often the event is delivered."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        Index("ix_notification_user_created", "user_id", "created_at", "id"),
+        Index(
+            "ix_notification_user_unread",
+            "user_id",
+            "created_at",
+            "id",
+            postgresql_where=text("read_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    event_id: uuid.UUID = Field(unique=True)
+    task_id: uuid.UUID
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    due_at: datetime = Field(sa_type=_tz(), nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    read_at: datetime | None = Field(default=None, sa_type=_tz())
+
+
+class NotificationPublic(SQLModel):
+    id: uuid.UUID
+    task_id: uuid.UUID
+    title: str
+    body: str
+    due_at: UtcDatetime
+    created_at: UtcDatetime
+    read_at: UtcDatetime | None

@@ -8,6 +8,10 @@ from pydantic import BaseModel
 
 from todo_backend.catalog import FUNCTIONS, Function, Route
 from todo_backend.models import (
+    NotificationPublic,
+    RecurringTaskCreate,
+    RecurringTaskPublic,
+    RecurringTaskUpdate,
     TaskCreate,
     TaskPublic,
     TaskUpdate,
@@ -30,6 +34,14 @@ _IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
     ("list-webhooks", "GET"): (None, 200, "WebhookPage"),
     ("delete-webhook", "DELETE"): (None, 204, None),
     ("list-webhook-deliveries", "GET"): (None, 200, "DeliveryPage"),
+    ("create-recurring-task", "POST"): ("RecurringTaskCreate", 201, "RecurringTaskPublic"),
+    ("list-recurring-tasks", "GET"): (None, 200, "RecurringTaskPage"),
+    ("get-recurring-task", "GET"): (None, 200, "RecurringTaskPublic"),
+    ("update-recurring-task", "PATCH"): ("RecurringTaskUpdate", 200, "RecurringTaskPublic"),
+    ("update-recurring-task", "PUT"): ("RecurringTaskCreate", 200, "RecurringTaskPublic"),
+    ("delete-recurring-task", "DELETE"): (None, 204, None),
+    ("list-notifications", "GET"): (None, 200, "NotificationPage"),
+    ("mark-notification-read", "POST"): (None, 200, "NotificationPublic"),
 }
 
 _QUERY: dict[str, list[tuple[str, dict[str, Any], str]]] = {
@@ -59,9 +71,17 @@ _QUERY: dict[str, list[tuple[str, dict[str, Any], str]]] = {
             "Sort key; tasks without a due date come last",
         ),
     ],
+    "list-notifications": [("unread", {"type": "boolean"}, "Only unread notifications")],
 }
-_PAGED = {"list-tasks", "get-task-history", "list-webhooks", "list-webhook-deliveries"}
-_VERSIONED = {"update-task", "delete-task", "complete-task"}
+_PAGED = {
+    "list-tasks",
+    "get-task-history",
+    "list-webhooks",
+    "list-webhook-deliveries",
+    "list-recurring-tasks",
+    "list-notifications",
+}
+_VERSIONED = {"update-task", "delete-task", "complete-task", "update-recurring-task", "delete-recurring-task"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -87,6 +107,10 @@ def _schemas() -> dict[str, Any]:
         "WebhookCreate": WebhookCreate,
         "WebhookPublic": WebhookPublic,
         "WebhookDeliveryPublic": WebhookDeliveryPublic,
+        "RecurringTaskCreate": RecurringTaskCreate,
+        "RecurringTaskUpdate": RecurringTaskUpdate,
+        "RecurringTaskPublic": RecurringTaskPublic,
+        "NotificationPublic": NotificationPublic,
     }
     schemas: dict[str, Any] = {}
     for name, model in models.items():
@@ -119,6 +143,8 @@ def _schemas() -> dict[str, Any]:
     schemas["EventPage"] = _page("CloudEvent")
     schemas["WebhookPage"] = _page("WebhookPublic")
     schemas["DeliveryPage"] = _page("WebhookDeliveryPublic")
+    schemas["RecurringTaskPage"] = _page("RecurringTaskPublic")
+    schemas["NotificationPage"] = _page("NotificationPublic")
     schemas["Problem"] = {
         "type": "object",
         "description": "RFC 9457 problem details",
