@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from starlette.exceptions import HTTPException
 
 from todo_backend.bootstrap import publish_now, unit_of_work
+from todo_backend.metrics import observe_event
 from todo_backend.models import ProcessedEvent
 from todo_backend.uow import UnitOfWork, committed_rows
 
@@ -79,6 +80,7 @@ async def consume(
     The handler works inside the open unit of work and does not commit; its result is returned after
     the commit (None for a duplicate delivery, acknowledged without effect).
     """
+    event_type = str(event.get("type"))
     try:
         inbound = InboundEvent.parse(event)
         if inbound.type not in types:
@@ -89,13 +91,19 @@ async def consume(
             async with unit_of_work(consumer) as uow:
                 if not await _first_delivery(uow, consumer, inbound.id):
                     log.info("%s: duplicate delivery of %s acknowledged", consumer, inbound.id)
+                    observe_event(consumer, event_type, "duplicate")
                     return None
                 result = await handler(inbound, uow)
                 await uow.commit()
         finally:
             committed_rows.reset(token)
-        await publish_now(rows)
-        return result
     except PoisonEvent as exc:
         log.error("%s: rejecting event %s: %s", consumer, event.get("id"), exc)
+        observe_event(consumer, event_type, "rejected")
         raise HTTPException(422, str(exc)) from exc
+    except Exception:
+        observe_event(consumer, event_type, "failed")  # answered 5xx: the dispatcher retries
+        raise
+    observe_event(consumer, event_type, "handled")
+    await publish_now(rows)
+    return result

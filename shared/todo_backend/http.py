@@ -7,19 +7,21 @@ import binascii
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import exc as sa_exc
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import Response
 
 from todo_backend.auth import Unauthorized, authenticate
 from todo_backend.bootstrap import publish_now
 from todo_backend.errors import DomainError, NotFound, Unprocessable
+from todo_backend.metrics import observe_request
 from todo_backend.models import TaskEvent
 from todo_backend.settings import get_settings
 from todo_backend.uow import committed_rows
@@ -183,17 +185,24 @@ UserHandler = Callable[[Request, str], Awaitable[Response]]
 def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a function entry: authenticate, pass the user id, render every failure as problem+json."""
 
+    name = handler.__name__.replace("_", "-")
+
     @functools.wraps(handler)
     async def entry(request: Request) -> Response:
+        started = time.perf_counter()
         rows: list[TaskEvent] = []
         token = committed_rows.set(rows)
         try:
             response = await _respond(request)
         finally:
             committed_rows.reset(token)
+        # After the response is sent: the client never waits on the broker or the metrics.
+        response.background = BackgroundTasks()
         if rows:
-            # Publish after the response is sent: the client never waits on the broker.
-            response.background = BackgroundTask(publish_now, rows)
+            response.background.add_task(publish_now, rows)
+        response.background.add_task(
+            observe_request, name, request.method, response.status_code, time.perf_counter() - started
+        )
         return response
 
     async def _respond(request: Request) -> Response:

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
 
     default_remind_before_minutes: int = 1440
+    # Due tasks one check-due-tasks transaction claims; a tick takes batch after batch within its budget.
+    reminder_batch_size: int = Field(default=500, ge=1)
+    # Reminder emails through the Dapr output binding of type bindings.smtp named below; "off": in-app only.
+    notification_email: Literal["off", "dapr"] = "off"
+    notification_email_binding: str = "email-smtp"
+    notification_email_from: str | None = None  # unset: the binding component's emailFrom
+    dapr_http_port: int = 3500  # DAPR_HTTP_PORT, set in the app's container by the Dapr sidecar injector
+    # Prometheus exporter port beside the function's own (9464 in the cluster); unset: no exporter.
+    metrics_port: int | None = None
     idempotency_key_ttl_hours: int = 24
     max_body_bytes: int = 64 * 1024
 

@@ -1,0 +1,62 @@
+"""The functions' own Prometheus metrics, the contract of the dashboards and alerts in infra/monitoring.
+
+Nothing here runs at import: the registry and the exporter (a thread serving /metrics on METRICS_PORT,
+beside the function's own port) start with the first observation, after the first request's work.
+Knative's queue-proxy metrics cover what a pod that scaled to zero before a scrape could not report.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from typing import Any
+
+from todo_backend.settings import get_settings
+
+log = logging.getLogger(__name__)
+_start_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _metrics() -> dict[str, Any]:
+    from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+    port = get_settings().metrics_port
+    if port:
+        with _start_lock:
+            try:
+                start_http_server(port)
+            except OSError as exc:  # another process of this pod already serves it
+                log.warning("metrics exporter not started on %d: %r", port, exc)
+    return {
+        "requests": Counter(
+            "todo_http_requests_total", "HTTP requests served", ["function", "method", "status"]
+        ),
+        "duration": Histogram(
+            "todo_http_request_duration_seconds", "HTTP request duration", ["function", "method"]
+        ),
+        "events": Counter(
+            "todo_events_handled_total", "CloudEvents handled", ["function", "type", "outcome"]
+        ),
+        "backlog": Gauge("todo_outbox_backlog", "Outbox rows not yet published"),
+        "reminders": Counter("todo_reminders_sent_total", "Reminder events emitted"),
+    }
+
+
+def observe_request(function: str, method: str, status: int, seconds: float) -> None:
+    m = _metrics()
+    m["requests"].labels(function, method, str(status)).inc()
+    m["duration"].labels(function, method).observe(seconds)
+
+
+def observe_event(function: str, event_type: str, outcome: str) -> None:
+    _metrics()["events"].labels(function, event_type, outcome).inc()
+
+
+def set_outbox_backlog(rows: int) -> None:
+    _metrics()["backlog"].set(rows)
+
+
+def count_reminders(sent: int) -> None:
+    _metrics()["reminders"].inc(sent)
