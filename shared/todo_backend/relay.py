@@ -67,6 +67,7 @@ async def publish_committed(
 class RelayResult:
     published: int
     batches: int
+    backlog: int  # rows still unpublished after the tick: the outbox backlog metric
 
 
 async def relay_outbox(
@@ -103,6 +104,9 @@ async def relay_outbox(
                 break  # every waiting key is being published by someone else
             published += await _publish_unpublished(session, publisher, locked)
             batches += 1
+    async with sessions() as session:
+        unpublished = select(func.count()).where(TaskEvent.published_at.is_(None))  # type: ignore[union-attr]
+        backlog = int((await session.execute(unpublished)).scalar_one())
     if published:
-        log.info("relayed %d outbox rows in %d batches", published, batches)
-    return RelayResult(published, batches)
+        log.info("relayed %d outbox rows in %d batches; %d left", published, batches, backlog)
+    return RelayResult(published, batches, backlog)
