@@ -105,7 +105,7 @@ async def relay_outbox(
             published += await _publish_unpublished(session, publisher, locked)
             batches += 1
     async with sessions() as session:
-        unpublished = select(func.count()).where(TaskEvent.published_at.is_(None))  # type: ignore[union-attr]
+        unpublished = select(func.count()).where(TaskEvent.published_at.is_(None))
         backlog = int((await session.execute(unpublished)).scalar_one())
     if published:
         log.info("relayed %d outbox rows in %d batches; %d left", published, batches, backlog)
