@@ -80,3 +80,16 @@ def function_process(database_url: str) -> Iterator[Callable[[str], str]]:
         process.terminate()
     for process in started.values():
         process.wait_stopped()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap_servers() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS (Redpanda), or an embedded Tansu broker for this session."""
+    from todo_backend.devstack.broker import EmbeddedBroker
+
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers

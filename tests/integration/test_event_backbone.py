@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -41,19 +41,13 @@ from todo_backend.tasks import (
 from todo_backend.uow import UnitOfWork
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as b:
-        yield b
-
-
 @pytest.fixture
-def settings(database_url: str, broker: EmbeddedBroker) -> Settings:
+def settings(database_url: str, kafka_bootstrap_servers: str) -> Settings:
     # Each test gets its own topics, so what it reads is only what it wrote.
     suffix = uuid.uuid4().hex[:8]
     return get_settings().model_copy(
         update={
-            "kafka_bootstrap_servers": broker.bootstrap_servers,
+            "kafka_bootstrap_servers": kafka_bootstrap_servers,
             "kafka_enable_idempotence": False,
             "kafka_topic_partitions": 3,
             "topic_task_events": f"task-events-{suffix}",
