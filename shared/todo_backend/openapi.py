@@ -72,6 +72,9 @@ _QUERY: dict[str, list[tuple[str, dict[str, Any], str]]] = {
         ),
     ],
     "list-notifications": [("unread", {"type": "boolean"}, "Only unread notifications")],
+    "list-webhook-deliveries": [
+        ("status", {"enum": ["pending", "succeeded", "failed"]}, "Only deliveries with this status")
+    ],
 }
 _PAGED = {
     "list-tasks",
@@ -198,6 +201,8 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
         responses["404"] = _problem("No such resource for this user")
     if fn.name in _VERSIONED:
         responses["412"] = _problem("If-Match does not match the current version")
+    if fn.name == "create-webhook":
+        responses["409"] = _problem("The user already has the maximum number of webhooks")
     op: dict[str, Any] = {
         "operationId": fn.name if len(fn.routes) == 1 else f"{fn.name}-{route.method.lower()}",
         "summary": fn.summary,

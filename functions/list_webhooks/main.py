@@ -1,0 +1,17 @@
+"""list-webhooks: GET /api/webhooks, the user's subscriptions (never their secrets), with a cursor."""
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from todo_backend.bootstrap import unit_of_work
+from todo_backend.http import PageQuery, http_function, json_response, parse, query_params
+from todo_backend.webhooks import list_webhooks as handle
+
+
+@functions_framework.aio.http
+@http_function
+async def list_webhooks(request: Request, user_id: str) -> Response:
+    query = parse(PageQuery, query_params(request, repeatable=()))
+    page = await handle(user_id, query, unit_of_work("list-webhooks"))
+    return json_response(page.json())

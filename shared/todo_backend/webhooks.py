@@ -1,0 +1,678 @@
+"""Webhooks: users' subscriptions, the delivery rows their events create, and the signed outbound POST.
+
+A delivery is one event for one subscription, its own row: claimed with a lease before each attempt,
+recorded after it, retried with backoff by the retry-webhook-deliveries cron until it succeeds or runs
+out of attempts. Outside local development every destination is checked against the addresses DNS
+gives at that moment, and the connection goes to the checked address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import random
+import secrets
+import socket
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, Literal
+
+import httpx
+from sqlalchemy import RowMapping, delete, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from todo_backend.catalog import REMINDER_DUE, TASK_EVENT_TYPES
+from todo_backend.consumers import InboundEvent, PoisonEvent
+from todo_backend.errors import DomainError, NotFound, Unprocessable
+from todo_backend.http import PageQuery, decode_cursor, encode_cursor
+from todo_backend.models import (
+    Task,
+    Webhook,
+    WebhookCreate,
+    WebhookDelivery,
+    WebhookDeliveryPublic,
+    WebhookPublic,
+)
+from todo_backend.settings import Settings, get_settings
+from todo_backend.tasks import Page
+from todo_backend.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# The event types a subscription may name: those deliver-webhooks consumes. (To move to events.py.)
+SUBSCRIBABLE_TYPES: tuple[str, ...] = (*TASK_EVENT_TYPES, REMINDER_DUE)
+
+EXCERPT_CHARS = 512  # the most of a receiver's response body ever stored
+CLAIM_BATCH = 100  # deliveries one retry tick claims
+CLAIM_PER_WEBHOOK = 5  # ... at most this many of one subscription, so a dead receiver cannot fill a tick
+CONCURRENT_ATTEMPTS = 16  # POSTs in flight at once per process
+MAX_BACKOFF_SECONDS = 3600
+
+
+class WebhookLimitReached(DomainError):
+    # 409, not 422: the request is valid; the user's current subscriptions are what forbid it.
+    status, title, slug = 409, "Conflict", "webhook-limit-reached"
+
+
+# --- destinations: the SSRF check -------------------------------------------------------------------
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+
+class UnsafeDestination(Exception):
+    """A webhook URL this deployment will not POST to; the message says why."""
+
+
+# Cloud metadata and platform endpoints, blocked even where the address classes would allow them.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean instance metadata
+        "169.254.170.2",  # AWS ECS task metadata
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "100.100.100.200",  # Alibaba Cloud metadata
+        "168.63.129.16",  # Azure WireServer: a public address that only the platform answers
+        "192.0.0.192",  # Oracle Cloud metadata
+    )
+)
+BLOCKED_HOSTNAMES = frozenset({"localhost", "metadata", "metadata.google.internal", "instance-data"})
+# NAT64 prefixes carry an IPv4 address in their last 32 bits: check that address too.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def forbidden_reason(address: Address) -> str | None:
+    """Why a production webhook may not connect to `address` (None: it is a public unicast address)."""
+    if address in METADATA_ADDRESSES:
+        return "cloud metadata"
+    if isinstance(address, ipaddress.IPv6Address):
+        # A mapped or NAT64 address reaches exactly its IPv4 address, which alone decides.
+        translated = address.ipv4_mapped
+        if translated is None and any(address in net for net in _NAT64):
+            translated = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if translated is not None:
+            inner = forbidden_reason(translated)
+            return f"{inner} (as {address})" if inner else None
+        # 6to4 and Teredo carry an IPv4 address too: it must be allowed, and so must the outer one.
+        for tunnelled in (address.sixtofour, (address.teredo or (None, None))[1]):
+            inner = forbidden_reason(tunnelled) if tunnelled is not None else None
+            if inner:
+                return f"{inner} (tunnelled in {address})"
+        if address.is_site_local:
+            return "site-local"
+    for reason, hit in (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved),
+        ("private", address.is_private),
+        ("non-global", not address.is_global),  # e.g. 100.64.0.0/10, shared carrier address space
+    ):
+        if hit:
+            return reason
+    return None
+
+
+def parse_url(url: str, *, https_only: bool) -> httpx.URL:
+    """The URL if its form is acceptable: http(s), a host, no credentials; https only if so asked."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise UnsafeDestination(f"not a valid URL: {exc}") from exc
+    allowed = ("https",) if https_only else ("http", "https")
+    if parsed.scheme not in allowed:
+        raise UnsafeDestination(f"the URL scheme must be {' or '.join(allowed)}")
+    if not parsed.host:
+        raise UnsafeDestination("the URL must name a host")
+    if parsed.userinfo:
+        raise UnsafeDestination("the URL must not carry credentials")
+    return parsed
+
+
+@dataclass(frozen=True)
+class Destination:
+    url: httpx.URL  # as subscribed
+    addresses: tuple[Address, ...]  # the checked addresses, the only ones a connection may go to
+
+
+async def check_destination(url: str, *, production: bool, resolve: Resolver) -> Destination:
+    """Where a POST to `url` would go, refused (UnsafeDestination) if production forbids it.
+
+    Every address `resolve` returns must be allowed, not just one: the connection must not be steered
+    to another record of the same name. Local development and tests allow http and any address.
+    """
+    parsed = parse_url(url, https_only=production)
+    host = parsed.raw_host.decode("ascii").lower()
+    name = host.rstrip(".")
+    if production and (name in BLOCKED_HOSTNAMES or name.endswith((".localhost", ".internal"))):
+        raise UnsafeDestination(f"{host} is an internal host name")
+    try:
+        addresses: list[Address] = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            resolved = await resolve(host, parsed.port or (443 if parsed.scheme == "https" else 80))
+            # A scope id (fe80::1%eth0) only narrows a link-local address, which is refused anyway.
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolved]
+        except (OSError, ValueError) as exc:
+            raise UnsafeDestination(f"{host} does not resolve: {exc}") from exc
+    if not addresses:
+        raise UnsafeDestination(f"{host} does not resolve")
+    if production:
+        for address in addresses:
+            reason = forbidden_reason(address)
+            if reason:
+                raise UnsafeDestination(f"{host} resolves to {address}, a {reason} address")
+    return Destination(parsed, tuple(dict.fromkeys(addresses)))
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def is_production(settings: Settings) -> bool:
+    return settings.todo_env == "production"
+
+
+# --- subscriptions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateWebhook:
+    user_id: str
+    fields: WebhookCreate
+
+
+@dataclass(frozen=True)
+class DeleteWebhook:
+    user_id: str
+    webhook_id: uuid.UUID
+
+
+def webhook_json(hook: Webhook) -> dict[str, Any]:
+    return WebhookPublic.model_validate(hook).model_dump(mode="json")
+
+
+def validate_event_types(requested: list[str]) -> list[str]:
+    unknown = [t for t in requested if t not in SUBSCRIBABLE_TYPES]
+    if unknown:
+        raise Unprocessable(
+            f"unknown event types {unknown}; subscribable: {list(SUBSCRIBABLE_TYPES)}", "event_types"
+        )
+    return list(dict.fromkeys(requested))
+
+
+async def create_webhook(
+    cmd: CreateWebhook, uow: UnitOfWork, resolve: Resolver = system_resolver
+) -> dict[str, Any]:
+    """The new subscription's JSON with its secret: the only response that ever shows the secret."""
+    settings = get_settings()
+    event_types = validate_event_types(cmd.fields.event_types)
+    try:
+        if is_production(settings):
+            # Resolved before the transaction: no lock is held across a DNS lookup.
+            await check_destination(cmd.fields.url, production=True, resolve=resolve)
+        else:
+            parse_url(cmd.fields.url, https_only=False)  # a receiver in development may not exist yet
+    except UnsafeDestination as exc:
+        raise Unprocessable(str(exc), "url") from exc
+    if cmd.fields.secret is not None and not cmd.fields.secret.isprintable():
+        raise Unprocessable("the secret must not contain control characters", "secret")
+    secret = cmd.fields.secret or secrets.token_urlsafe(32)
+    async with uow:
+        # One creator per user at a time, so two concurrent creates cannot both pass the count.
+        await uow.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"webhook-limit:{cmd.user_id}"},
+        )
+        count = await uow.session.scalar(
+            select(func.count()).select_from(Webhook).where(Webhook.user_id == cmd.user_id)
+        )
+        if (count or 0) >= settings.webhook_max_per_user:
+            raise WebhookLimitReached(
+                f"a user may have at most {settings.webhook_max_per_user} webhooks; delete one first"
+            )
+        hook = Webhook(user_id=cmd.user_id, url=cmd.fields.url, event_types=event_types, secret=secret)
+        uow.session.add(hook)
+        await uow.commit()
+    return {**webhook_json(hook), "secret": secret}
+
+
+async def delete_webhook(cmd: DeleteWebhook, uow: UnitOfWork) -> None:
+    """Deletes the subscription and (by cascade) its deliveries; an attempt in flight records nothing."""
+    async with uow:
+        deleted = await uow.session.execute(
+            delete(Webhook)
+            .where(Webhook.id == cmd.webhook_id, Webhook.user_id == cmd.user_id)
+            .returning(Webhook.id)
+        )
+        if deleted.first() is None:
+            raise NotFound("no such webhook")  # another user's webhook is indistinguishable from none
+        await uow.commit()
+
+
+def _keyset(raw: str) -> tuple[datetime, uuid.UUID]:
+    cursor = decode_cursor(raw)
+    try:
+        # In UTC, as issued: a forged naive or out-of-range instant fails here, not in the database.
+        created_at = datetime.fromisoformat(cursor["created_at"])
+        if created_at.tzinfo is None:
+            raise ValueError("naive")
+        return created_at.astimezone(UTC), uuid.UUID(cursor["id"])
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
+
+
+def _next_cursor(rows: list[Any], limit: int) -> str | None:
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
+
+
+async def list_webhooks(user_id: str, query: PageQuery, uow: UnitOfWork) -> Page:
+    """The user's subscriptions, oldest first (without their secrets)."""
+    keys = tuple_(Webhook.created_at, Webhook.id)
+    stmt = select(Webhook).where(Webhook.user_id == user_id)
+    if query.cursor:
+        stmt = stmt.where(keys > tuple_(*_keyset(query.cursor)))
+    stmt = stmt.order_by(Webhook.created_at, Webhook.id).limit(query.limit + 1)
+    async with uow:
+        rows = list((await uow.session.execute(stmt)).scalars())
+    return Page([webhook_json(r) for r in rows[: query.limit]], _next_cursor(rows, query.limit))
+
+
+class DeliveryQuery(PageQuery):
+    """list-webhook-deliveries query parameters."""
+
+    status: Literal["pending", "succeeded", "failed"] | None = None
+
+
+async def list_deliveries(user_id: str, webhook_id: uuid.UUID, query: DeliveryQuery, uow: UnitOfWork) -> Page:
+    """A subscription's deliveries, newest first."""
+    keys = tuple_(WebhookDelivery.created_at, WebhookDelivery.id)
+    stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+    if query.status:
+        stmt = stmt.where(WebhookDelivery.status == query.status)
+    if query.cursor:
+        stmt = stmt.where(keys < tuple_(*_keyset(query.cursor)))
+    stmt = stmt.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(query.limit + 1)
+    async with uow:
+        owner = await uow.session.scalar(select(Webhook.user_id).where(Webhook.id == webhook_id))
+        if owner != user_id:
+            raise NotFound("no such webhook")
+        rows = list((await uow.session.execute(stmt)).scalars())
+    items = [WebhookDeliveryPublic.model_validate(r).model_dump(mode="json") for r in rows[: query.limit]]
+    return Page(items, _next_cursor(rows, query.limit))
+
+
+# --- queueing: the deliver-webhooks consumer's effect -------------------------------------------------
+
+
+async def _check_task_owner(event: InboundEvent, uow: UnitOfWork) -> None:
+    """The event's task, while it exists, must be its userid's: never trust identity in an event."""
+    task = event.data.get("task")
+    if task is None:
+        return
+    try:
+        task_id = uuid.UUID(str(task["id"]))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise PoisonEvent(f"data.task has no valid id: {exc!r}") from exc
+    owner = await uow.session.scalar(select(Task.user_id).where(Task.id == task_id))
+    if owner is not None and owner != event.user_id:
+        raise PoisonEvent(f"task {task_id} does not belong to the event's user")
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+async def queue_deliveries(event: InboundEvent, uow: UnitOfWork) -> list[uuid.UUID]:
+    """One pending delivery per subscription of the event's user to its type, due now; runs inside the
+    consumer's transaction. Returns the ids of the rows it created (none for one already queued)."""
+    payload = {**event.attributes, "data": event.data}  # the structured-mode CloudEvent, as received
+    if _holds_nul(payload):
+        raise PoisonEvent("the event contains a NUL character, which no text column or JSONB can hold")
+    await _check_task_owner(event, uow)
+    hooks = select(Webhook.id).where(
+        Webhook.user_id == event.user_id, Webhook.event_types.contains([event.type])
+    )
+    hook_ids = list((await uow.session.execute(hooks)).scalars())
+    if not hook_ids:
+        return []
+    stmt = (
+        insert(WebhookDelivery)
+        .values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "webhook_id": hook_id,
+                    "user_id": event.user_id,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": func.now(),
+                    "created_at": func.now(),
+                }
+                for hook_id in hook_ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+        .returning(WebhookDelivery.id)
+    )
+    return list((await uow.session.execute(stmt)).scalars())
+
+
+# --- claiming -----------------------------------------------------------------------------------------
+
+# Claiming is UPDATE ... SET next_attempt_at = now() + lease WHERE id IN (SELECT ... FOR UPDATE SKIP
+# LOCKED) RETURNING, committed before any POST: a row being claimed by another worker is skipped, and a
+# claimed row is not due again until its lease lapses, which a live worker never lets happen (an attempt
+# is cut off at webhook_timeout_seconds). A worker that dies mid-attempt leaves the row to be retried
+# when the lease lapses. `{only}` narrows the due rows (the fast path: the rows it just created).
+_CLAIM = """
+WITH due AS (
+    SELECT id, webhook_id, next_attempt_at FROM webhook_delivery
+    WHERE status = 'pending' AND next_attempt_at <= now() {only}
+    ORDER BY next_attempt_at LIMIT :scan
+), fair AS (
+    SELECT id FROM (
+        SELECT id, next_attempt_at,
+               row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS nth
+        FROM due
+    ) ranked
+    WHERE nth <= :per_webhook ORDER BY next_attempt_at LIMIT :batch
+), claimed AS (
+    SELECT d.id FROM webhook_delivery d
+    WHERE d.id IN (SELECT id FROM fair) AND d.status = 'pending' AND d.next_attempt_at <= now()
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE webhook_delivery d SET next_attempt_at = now() + CAST(:lease AS interval)
+FROM webhook w
+WHERE d.id IN (SELECT id FROM claimed) AND w.id = d.webhook_id
+RETURNING d.id, d.attempts, d.payload, w.url, w.secret
+"""
+_CLAIM_DUE = text(_CLAIM.format(only=""))
+_CLAIM_THESE = text(_CLAIM.format(only="AND id = ANY(CAST(:ids AS uuid[]))"))
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: uuid.UUID  # X-Todo-Delivery: the same on every attempt
+    attempts: int  # made before this one
+    payload: dict[str, Any]
+    url: str
+    secret: str
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Claim:
+        return cls(row["id"], row["attempts"], row["payload"], row["url"], row["secret"])
+
+
+def lease(settings: Settings) -> timedelta:
+    return timedelta(seconds=max(60.0, 4 * settings.webhook_timeout_seconds))
+
+
+async def claim(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    ids: Sequence[uuid.UUID] | None = None,
+    batch: int = CLAIM_BATCH,
+) -> list[Claim]:
+    """Lease due pending deliveries (only `ids`, if given), oldest first, a few per subscription."""
+    params: dict[str, Any] = {
+        "scan": batch * 10,
+        "batch": batch,
+        "per_webhook": CLAIM_PER_WEBHOOK if ids is None else batch,
+        "lease": lease(settings),
+    }
+    if ids is not None:
+        params["ids"] = list(ids)
+    async with sessions() as session, session.begin():
+        result = await session.execute(_CLAIM_DUE if ids is None else _CLAIM_THESE, params)
+        return [Claim.from_row(row) for row in result.mappings()]
+
+
+# --- attempting -------------------------------------------------------------------------------------
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signature(secret: str, body: bytes) -> str:
+    """X-Todo-Signature: the receiver recomputes it over the exact body bytes it received."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(attempts: int, jitter: float) -> float:
+    """Delay before attempt `attempts + 1`: 2^attempts s capped at an hour, `jitter` in [0, 1) taking
+    up to half of it off, so receivers coming back up are not hit by every retry at once."""
+    base = float(min(2 ** min(attempts, 32), MAX_BACKOFF_SECONDS))
+    return base * (1 - jitter / 2)
+
+
+def excerpt(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    excerpt: str | None = None
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # built once: loading the CA bundle costs milliseconds
+
+
+def pinned_request(
+    dest: Destination, address: Address, headers: dict[str, str], body: bytes
+) -> httpx.Request:
+    """The POST to a checked address: the URL names the address, Host and TLS SNI (and so certificate
+    verification) name the subscribed host, so no second DNS lookup can send it elsewhere."""
+    url = dest.url.copy_with(host=str(address))
+    extensions: dict[str, Any] = {}
+    if dest.url.scheme == "https":
+        extensions["sni_hostname"] = dest.url.raw_host.decode("ascii")
+    headers = {**headers, "Host": dest.url.netloc.decode("ascii")}
+    return httpx.Request("POST", url, headers=headers, content=body, extensions=extensions)
+
+
+async def post(delivery: Claim, settings: Settings, resolve: Resolver = system_resolver) -> Outcome:
+    """One attempt: never raises for anything the receiver or the network does."""
+    body = body_of(delivery.payload)
+    headers = {
+        "Content-Type": "application/cloudevents+json",
+        "X-Todo-Signature": signature(delivery.secret, body),
+        "X-Todo-Delivery": str(delivery.id),
+        "User-Agent": "todo-backend-webhooks/1",
+        "Accept-Encoding": "identity",  # the excerpt is read raw: no decompression of what we keep
+    }
+    timeout = settings.webhook_timeout_seconds
+    try:
+        # One deadline for the whole attempt (DNS, connect, send, response head and excerpt): httpx's
+        # own timeouts are per operation, which a receiver trickling bytes would stretch indefinitely.
+        async with asyncio.timeout(timeout):
+            dest = await check_destination(delivery.url, production=is_production(settings), resolve=resolve)
+            # trust_env=False: no proxy from the environment, which would connect by name again.
+            # httpx's timeout is only a backstop behind the deadline above.
+            async with httpx.AsyncClient(
+                verify=_tls(), follow_redirects=False, trust_env=False, timeout=2 * timeout
+            ) as client:
+                response = await _send_to_first_reachable(client, dest, headers, body)
+                try:
+                    raw = b""
+                    async for chunk in response.aiter_raw():
+                        raw += chunk
+                        if len(raw) >= 4 * EXCERPT_CHARS:  # enough bytes for 512 characters of UTF-8
+                            break
+                finally:
+                    await response.aclose()
+    except UnsafeDestination as exc:
+        return Outcome(False, error=f"not sent: {exc}"[:EXCERPT_CHARS])
+    except TimeoutError:
+        return Outcome(False, error=f"timed out after {timeout:g}s")
+    except (httpx.HTTPError, OSError) as exc:
+        return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS])
+    code, shown = response.status_code, excerpt(raw)
+    if 200 <= code < 300:
+        return Outcome(True, code, None, shown)
+    if 300 <= code < 400:
+        location = response.headers.get("location", "")
+        error = f"HTTP {code}: redirect to {location!r} not followed"[:EXCERPT_CHARS]
+        return Outcome(False, code, error, shown)
+    return Outcome(False, code, f"HTTP {code}", shown)
+
+
+async def _send_to_first_reachable(
+    client: httpx.AsyncClient, dest: Destination, headers: dict[str, str], body: bytes
+) -> httpx.Response:
+    """Each checked address in turn until one accepts the connection (localhost may be ::1 first)."""
+    refused: httpx.ConnectError | None = None
+    for address in dest.addresses:
+        try:
+            return await client.send(pinned_request(dest, address, headers, body), stream=True)
+        except httpx.ConnectError as exc:
+            refused = exc
+    assert refused is not None  # check_destination never returns no addresses
+    raise refused
+
+
+async def record(
+    sessions: async_sessionmaker[AsyncSession], delivery: Claim, outcome: Outcome, settings: Settings
+) -> str:
+    """Store an attempt's outcome in the delivery's own row; returns its status afterwards."""
+    attempts = delivery.attempts + 1
+    next_at: Any = None
+    if outcome.ok:
+        status = "succeeded"
+    elif attempts >= settings.webhook_max_attempts:
+        status = "failed"
+    else:
+        status = "pending"
+        jitter = random.random()  # noqa: S311 - spreading retries, not a secret
+        next_at = func.now() + timedelta(seconds=backoff_seconds(attempts, jitter))
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(WebhookDelivery)
+            # The attempts guard: a worker whose lease lapsed (so another claimed the row) records nothing.
+            .where(
+                WebhookDelivery.id == delivery.id,
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.attempts == delivery.attempts,
+            )
+            .values(
+                status=status,
+                attempts=attempts,
+                next_attempt_at=next_at,
+                last_attempt_at=func.now(),
+                last_status_code=outcome.status_code,
+                last_error=outcome.error,
+                response_excerpt=outcome.excerpt,
+            )
+        )
+    if not outcome.ok:
+        log.info("webhook delivery %s attempt %d: %s -> %s", delivery.id, attempts, outcome.error, status)
+    return status
+
+
+@dataclass(frozen=True)
+class AttemptCounts:
+    claimed: int = 0
+    succeeded: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: int = 0  # attempts whose outcome could not be recorded: retried when their lease lapses
+
+
+async def attempt(
+    sessions: async_sessionmaker[AsyncSession],
+    claims: Sequence[Claim],
+    settings: Settings,
+    resolve: Resolver = system_resolver,
+) -> AttemptCounts:
+    """POST the claimed deliveries concurrently (bounded); each outcome is recorded on its own."""
+    gate = asyncio.Semaphore(CONCURRENT_ATTEMPTS)
+
+    async def one(delivery: Claim) -> str:
+        async with gate:
+            outcome = await post(delivery, settings, resolve)
+        return await record(sessions, delivery, outcome, settings)
+
+    results = await asyncio.gather(*(one(c) for c in claims), return_exceptions=True)
+    statuses: list[str] = []
+    for delivery, result in zip(claims, results, strict=True):
+        if isinstance(result, BaseException):
+            log.error("webhook delivery %s: attempt not recorded", delivery.id, exc_info=result)
+        else:
+            statuses.append(result)
+    return AttemptCounts(
+        claimed=len(claims),
+        succeeded=statuses.count("succeeded"),
+        retrying=statuses.count("pending"),
+        failed=statuses.count("failed"),
+        errors=len(claims) - len(statuses),
+    )
+
+
+async def deliver_now(
+    sessions: async_sessionmaker[AsyncSession], ids: Sequence[uuid.UUID], resolve: Resolver = system_resolver
+) -> AttemptCounts:
+    """The fast path after the consumer's commit: claim and attempt the deliveries it just created."""
+    settings = get_settings()
+    return await attempt(sessions, await claim(sessions, settings, ids, batch=len(ids)), settings, resolve)
+
+
+async def retry_due(
+    sessions: async_sessionmaker[AsyncSession], resolve: Resolver = system_resolver
+) -> AttemptCounts:
+    """One cron tick: claim one bounded batch of due deliveries and attempt them."""
+    settings = get_settings()
+    return await attempt(sessions, await claim(sessions, settings), settings, resolve)
+
+
+# Fast-path attempts run detached from the event's acknowledgement, so a slow receiver never holds up
+# the dispatcher (which delivers a partition's events one at a time). Their rows are committed first:
+# an attempt lost with the process is retried by the cron once its lease lapses.
+_detached: set[asyncio.Task[Any]] = set()
+
+
+def deliver_in_background(sessions: async_sessionmaker[AsyncSession], ids: Sequence[uuid.UUID]) -> None:
+    task = asyncio.get_running_loop().create_task(_deliver_logged(sessions, ids))
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
+
+
+async def _deliver_logged(sessions: async_sessionmaker[AsyncSession], ids: Sequence[uuid.UUID]) -> None:
+    try:
+        await deliver_now(sessions, ids)
+    except Exception:
+        log.exception("fast-path webhook delivery failed; retry-webhook-deliveries will retry")
+
+
+async def background_deliveries_done() -> None:
+    """Wait for the detached fast-path attempts (tests, and a graceful shutdown)."""
+    while _detached:
+        await asyncio.gather(*_detached, return_exceptions=True)
