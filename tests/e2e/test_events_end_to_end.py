@@ -1,0 +1,162 @@
+"""Events through the whole local stack: outbox, broker, trigger dispatcher, deliver-webhooks, a receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from todo_backend.devstack.runner import free_port
+
+Headers = Callable[[str], dict[str, str]]
+TASK_TYPES = [
+    "dev.todo.task.created",
+    "dev.todo.task.updated",
+    "dev.todo.task.completed",
+    "dev.todo.task.deleted",
+]
+
+
+class Receiver:
+    """A webhook endpoint run by the test: records every POST it gets."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(free_port())
+    yield r
+    r.stop()
+
+
+def wait_for(
+    condition: Callable[[], bool], seconds: float = 30.0, tick: Callable[[], object] | None = None
+) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        if tick:
+            tick()
+        time.sleep(0.25)
+
+
+def subscribe(stack: str, headers: dict[str, str], url: str, secret: str) -> dict[str, Any]:
+    response = httpx.post(
+        f"{stack}/api/webhooks",
+        json={"url": url, "event_types": TASK_TYPES, "secret": secret},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def lifecycle(stack: str, headers: dict[str, str]) -> str:
+    with httpx.Client(base_url=stack, headers=headers) as api:
+        task = api.post("/api/tasks", json={"title": "watch me"}).json()
+        api.patch(f"/api/tasks/{task['id']}", json={"title": "watch me closely"})
+        api.post(f"/api/tasks/{task['id']}/complete")
+        api.delete(f"/api/tasks/{task['id']}")
+    return str(task["id"])
+
+
+async def on_the_broker(bootstrap: str, task_id: str, count: int) -> list[str]:
+    consumer = AIOKafkaConsumer(
+        "task-events", bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    types: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(types) < count and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                types += [dict(r.headers)["ce_type"].decode() for r in records if r.key == task_id.encode()]
+    finally:
+        await consumer.stop()
+    return types
+
+
+def test_a_subscribed_receiver_gets_each_event_once_signed_in_order_as_on_the_broker(
+    stack: str, kafka_bootstrap_servers: str, token_for: Headers, receiver: Receiver
+) -> None:
+    headers = token_for(f"erin-{uuid.uuid4()}")
+    secret = "a-shared-secret-of-some-length"
+    subscribe(stack, headers, receiver.url, secret)
+    task_id = lifecycle(stack, headers)
+
+    assert asyncio.run(on_the_broker(kafka_bootstrap_servers, task_id, 4)) == TASK_TYPES
+    wait_for(lambda: len(receiver.received) >= 4)
+    time.sleep(1.0)  # a duplicate would arrive about now
+    assert sorted(e["type"] for e in receiver.events()) == sorted(TASK_TYPES)
+    assert len({e["id"] for e in receiver.events()}) == 4
+    for delivery_headers, body in receiver.received:
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert delivery_headers["x-todo-signature"] == f"sha256={expected}"
+        assert delivery_headers["content-type"].startswith("application/cloudevents+json")
+    assert {e["subject"] for e in receiver.events()} == {task_id}
+
+
+def test_deliveries_to_a_receiver_that_was_down_arrive_once_it_is_back(
+    stack: str, token_for: Headers
+) -> None:
+    headers = token_for(f"frank-{uuid.uuid4()}")
+    port = free_port()
+    webhook = subscribe(stack, headers, f"http://127.0.0.1:{port}/hook", "another-secret-of-length")
+    httpx.post(f"{stack}/api/tasks", json={"title": "while you were out"}, headers=headers)
+
+    def attempts() -> list[dict[str, Any]]:
+        page = httpx.get(f"{stack}/api/webhooks/{webhook['id']}/deliveries", headers=headers).json()
+        return list(page["items"])
+
+    wait_for(lambda: any(d["attempts"] >= 1 for d in attempts()))
+    assert attempts()[0]["status"] == "pending" and attempts()[0]["last_error"]
+
+    back = Receiver(port)
+    try:
+        retry = lambda: httpx.post(f"{stack}/_fn/retry-webhook-deliveries/", timeout=30)  # noqa: E731
+        wait_for(lambda: len(back.received) >= 1, seconds=45, tick=retry)
+        [(delivery_headers, body)] = back.received
+        assert json.loads(body)["type"] == "dev.todo.task.created"
+        assert delivery_headers["x-todo-delivery"] == attempts()[0]["id"]
+        wait_for(lambda: attempts()[0]["status"] == "succeeded")
+    finally:
+        back.stop()
