@@ -1,0 +1,220 @@
+"""In-app notifications from reminder events, their listing and read state, and the reminder email.
+
+deliver-notification turns each dev.todo.reminder.due event into one notification (its tracking row and
+the unique event_id), then, where the email channel is on, one email under a tracking row of its own.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cloudevents.abstract import AnyCloudEvent
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from starlette.exceptions import HTTPException
+
+from todo_backend.catalog import Function
+from todo_backend.consumers import InboundEvent, PoisonEvent, consume
+from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
+from todo_backend.errors import NotFound, Unprocessable
+from todo_backend.http import PageQuery, decode_cursor, encode_cursor
+from todo_backend.models import Notification, NotificationPublic, Task, utcnow
+from todo_backend.tasks import Page
+from todo_backend.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+SUBJECT_CHARS = 150
+
+# --- the reminder, as the event carries it ---------------------------------------------------------------
+
+
+class _ReminderTask(BaseModel):
+    id: uuid.UUID
+    title: str
+
+
+class Reminder(BaseModel):
+    """The data of a dev.todo.reminder.due event (fields beyond these are ignored)."""
+
+    task: _ReminderTask
+    due_at: AwareDatetime
+    remind_at: AwareDatetime
+    late_seconds: int = Field(ge=0)
+
+    @classmethod
+    def of(cls, event: InboundEvent) -> Reminder:
+        try:
+            return cls.model_validate(event.data)
+        except ValidationError as exc:
+            raise PoisonEvent(f"not a reminder: {exc.errors(include_url=False)}") from exc
+
+    def sent_at(self, event: InboundEvent) -> datetime:
+        """When the reminder went out: the event's time, else when it was due plus its lateness."""
+        return event.time or self.remind_at + timedelta(seconds=self.late_seconds)
+
+
+def span(seconds: float) -> str:
+    """A duration as people say it, to the minute, in at most two units: "1 day 2 hours", "45 minutes"."""
+    minutes = round(abs(seconds) / 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    units = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+    parts = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in units if n]
+    return " ".join(parts[:2]) or "less than a minute"
+
+
+def due_text(due_at: datetime, sent_at: datetime) -> str:
+    """`Due Sat 1 Jun 2030, 12:00 UTC (in 2 hours)`: when, and how far off it was when the reminder went out.
+
+    UTC, because a user's time zone is not known here.
+    """
+    when = due_at.astimezone(UTC)
+    stamp = f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
+    ahead = (due_at - sent_at).total_seconds()
+    if abs(ahead) < 30:
+        return f"Due now ({stamp})"
+    if ahead > 0:
+        return f"Due {stamp} (in {span(ahead)})"
+    return f"Overdue: was due {stamp} ({span(ahead)} ago)"
+
+
+# --- the in-app notification: deliver-notification's effect --------------------------------------------
+
+
+async def record_notification(event: InboundEvent, uow: UnitOfWork) -> uuid.UUID | None:
+    """One notification for the event, inside the consumer's transaction; its id (None if one exists).
+
+    The task named in the event must, while it exists, belong to the event's userid: identity in an
+    event is never trusted. A task deleted since still gets its notification, from the event's copy.
+    """
+    reminder = Reminder.of(event)
+    owner = await uow.session.scalar(select(Task.user_id).where(Task.id == reminder.task.id))
+    if owner is not None and owner != event.user_id:
+        raise PoisonEvent(f"task {reminder.task.id} does not belong to the event's user")
+    stmt = (
+        insert(Notification)
+        .values(
+            id=uuid.uuid4(),
+            user_id=event.user_id,
+            event_id=event.id,
+            task_id=reminder.task.id,
+            title=reminder.task.title,
+            body=due_text(reminder.due_at, reminder.sent_at(event)),
+            due_at=reminder.due_at,
+            created_at=utcnow(),
+        )
+        # The tracking row already makes a redelivery a no-op; the unique event id holds regardless.
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(Notification.id)
+    )
+    return (await uow.session.execute(stmt)).scalar_one_or_none()
+
+
+# --- the reminder email -------------------------------------------------------------------------------
+
+
+def reminder_email(to: str, reminder: Reminder, sent_at: datetime) -> Email:
+    """The email for a reminder: plain words in a little HTML (the smtp binding sends text/html)."""
+    title = reminder.task.title
+    # One line, and short: a title may hold line breaks, which have no place in a header.
+    subject = re.sub(r"\s+", " ", f"Reminder: {title}").strip()
+    if len(subject) > SUBJECT_CHARS:
+        subject = subject[: SUBJECT_CHARS - 1] + "…"
+    body = (
+        f"<p><strong>{html.escape(title)}</strong></p>\n"
+        f"<p>{html.escape(due_text(reminder.due_at, sent_at))}</p>\n"
+    )
+    return Email(to, subject, body)
+
+
+async def email_reminder(consumer: Function, event: AnyCloudEvent, mailer: DaprSmtpBinding) -> None:
+    """Email the reminder once per event, tracked apart from the notification.
+
+    A failed send answers 503, so the event is retried (and dead-lettered when retries run out): the
+    notification committed before is not touched, a retry finds its tracking row and goes straight to
+    the email, and this tracking row is written only with a successful send. A send whose commit fails
+    is sent again on the retry: email is at least once.
+    """
+    to = recipient(str(event.get("userid") or ""))
+    if to is None:
+        return  # a user known by a non-address id has no email to go to
+
+    async def send(inbound: InboundEvent, uow: UnitOfWork) -> None:
+        reminder = Reminder.of(inbound)
+        try:
+            await mailer.send(reminder_email(to, reminder, reminder.sent_at(inbound)))
+        except EmailNotSent as exc:
+            log.warning("reminder email for event %s not sent, to be retried: %s", inbound.id, exc)
+            raise HTTPException(503, "the reminder email was not sent; retry") from exc
+
+    await consume(f"{consumer.name}:email", consumer.event_types, event, send)
+
+
+# --- listing and reading ------------------------------------------------------------------------------
+
+
+class NotificationQuery(PageQuery):
+    """list-notifications query parameters."""
+
+    unread: bool = False
+
+
+@dataclass(frozen=True)
+class MarkNotificationRead:
+    user_id: str
+    notification_id: uuid.UUID
+
+
+def notification_json(notification: Notification) -> dict[str, Any]:
+    return NotificationPublic.model_validate(notification).model_dump(mode="json")
+
+
+def _keyset(raw: str) -> tuple[datetime, uuid.UUID]:
+    cursor = decode_cursor(raw)
+    try:
+        created_at = datetime.fromisoformat(cursor["created_at"])
+        return created_at, uuid.UUID(cursor["id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
+
+
+async def list_notifications(user_id: str, query: NotificationQuery, uow: UnitOfWork) -> Page:
+    """The user's notifications, newest first (only unread ones if asked)."""
+    stmt = select(Notification).where(Notification.user_id == user_id)
+    if query.unread:
+        stmt = stmt.where(Notification.read_at.is_(None))  # the partial index ix_notification_user_unread
+    if query.cursor:
+        stmt = stmt.where(tuple_(Notification.created_at, Notification.id) < tuple_(*_keyset(query.cursor)))
+    stmt = stmt.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(query.limit + 1)
+    async with uow:
+        rows = list((await uow.session.execute(stmt)).scalars())
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        next_cursor = encode_cursor({"created_at": rows[-1].created_at.isoformat(), "id": str(rows[-1].id)})
+    return Page([notification_json(r) for r in rows], next_cursor)
+
+
+async def mark_read(cmd: MarkNotificationRead, uow: UnitOfWork) -> Notification:
+    """Idempotent: the first read_at stays. Another user's notification is indistinguishable from none."""
+    stmt = (
+        update(Notification)
+        .where(Notification.id == cmd.notification_id, Notification.user_id == cmd.user_id)
+        .values(read_at=func.coalesce(Notification.read_at, func.now()))
+        .returning(Notification)
+        .execution_options(synchronize_session=False)
+    )
+    async with uow:
+        notification = (await uow.session.execute(stmt)).scalar_one_or_none()
+        if notification is None:
+            raise NotFound("no such notification")
+        await uow.commit()
+    return notification

@@ -1,0 +1,113 @@
+"""The reminder checker: claims open tasks whose reminder has fallen due and emits ReminderDue for each.
+
+A task's reminder falls due at Task.remind_at (its due date less its own lead time or the default one,
+fixed whenever either changes, which also clears reminded_at). The check-due-tasks cron runs one tick a
+minute; a reminder missed while nothing ran is sent late by the next tick, its lateness in the event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Update, not_, select, update
+
+from todo_backend.bootstrap import publish_now
+from todo_backend.events import ReminderDue
+from todo_backend.metrics import count_reminders
+from todo_backend.models import Task, TaskEvent, utcnow
+from todo_backend.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# A tick stops taking batches after this long: well inside the minute between cron ticks, so a large
+# backlog is drained over several ticks rather than by one that overlaps the next. (Overlapping ticks
+# would still be correct: they skip each other's rows.)
+BUDGET_SECONDS = 20.0
+
+Publish = Callable[[Sequence[TaskEvent]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CheckDueTasks:
+    batch_size: int
+    now: datetime = field(default_factory=utcnow)  # injectable: tests move the clock
+    budget_seconds: float = BUDGET_SECONDS
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    reminded: int
+    batches: int
+    drained: bool  # False: the budget ran out with a full last batch, so more may be due
+
+
+def claim_due(now: datetime, batch_size: int) -> Update:
+    """Mark the oldest due, unreminded open tasks reminded at `now`, returning them.
+
+    The inner SELECT ... WHERE NOT completed AND reminded_at IS NULL AND remind_at <= :now
+    ORDER BY remind_at LIMIT :batch FOR UPDATE SKIP LOCKED walks the partial index ix_task_open_reminder
+    oldest first. Rows another checker, or a concurrent update, completion or delete, has locked are
+    skipped rather than waited for; a row another checker claimed and committed meanwhile is re-checked
+    under its lock and no longer matches. So each reminder is claimed exactly once, however many
+    checkers run, and its event is written in the same transaction as the claim.
+    """
+    due = (
+        select(Task.id)
+        .where(
+            not_(Task.completed),
+            Task.reminded_at.is_(None),
+            Task.remind_at.is_not(None),
+            Task.remind_at <= now,
+        )
+        .order_by(Task.remind_at)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Task)
+        .where(Task.id.in_(due.scalar_subquery()))
+        .values(reminded_at=now)
+        .returning(Task)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def remind_batch(now: datetime, batch_size: int, uow: UnitOfWork) -> list[TaskEvent]:
+    """Claim one batch and write a reminder.due outbox row per task, in one transaction."""
+    async with uow:
+        tasks = list((await uow.session.execute(claim_due(now, batch_size))).scalars())
+        for task in sorted(tasks, key=lambda t: (t.remind_at, t.id)):
+            assert task.remind_at is not None
+            uow.emit(ReminderDue(task, task.remind_at))
+        await uow.commit()
+    return uow.committed
+
+
+async def check_due_tasks(cmd: CheckDueTasks, uow: UnitOfWork, publish: Publish = publish_now) -> CheckResult:
+    """One tick: batch after batch, oldest first, until none is left due or the budget is spent.
+
+    Each batch's events are published right after its commit (the fast path; relay-outbox publishes
+    whatever that misses), so the first reminders of a large backlog do not wait for the last.
+    """
+    deadline = time.monotonic() + cmd.budget_seconds
+    reminded = batches = 0
+    while True:
+        rows = await remind_batch(cmd.now, cmd.batch_size, uow)
+        batches += 1
+        reminded += len(rows)
+        if rows:
+            count_reminders(len(rows))
+        await publish(rows)
+        if len(rows) < cmd.batch_size:
+            drained = True  # what is left due, if anything, another checker holds right now
+            break
+        if time.monotonic() >= deadline:
+            drained = False
+            break
+    if reminded:
+        log.info("emitted %d reminders in %d batches", reminded, batches)
+    return CheckResult(reminded, batches, drained)

@@ -1,0 +1,633 @@
+"""Notifications end to end: real reminder events (the checker's outbox rows) fed to deliver-notification's
+functions-framework app in binary and structured mode; the list and read routes through their apps; the
+email channel through a stand-in Dapr sidecar that sends to a local SMTP server (aiosmtpd); the webhook
+path for the same events; and the four functions as their own processes. Real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import smtplib
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+from functions_framework.aio import create_asgi_app
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from taskapi import Api, Sql, assert_problem, mint
+
+from todo_backend import catalog, webhooks
+from todo_backend import email as todo_email
+from todo_backend.bootstrap import unit_of_work
+from todo_backend.db import get_sessionmaker
+from todo_backend.devstack.runner import free_port
+from todo_backend.events import to_cloudevent_json
+from todo_backend.models import TaskEvent, utcnow
+from todo_backend.reminders import CheckDueTasks, check_due_tasks
+from todo_backend.settings import get_settings
+
+REMINDER_DUE = "dev.todo.reminder.due"
+APPS = (
+    "deliver-notification",
+    "list-notifications",
+    "mark-notification-read",
+    "create-webhook",
+    "delete-webhook",
+    "deliver-webhooks",
+)
+
+
+def load_apps(names: Sequence[str]) -> dict[str, Any]:
+    """The functions' functions-framework apps, in process. functions-framework loads each source as
+    module "main", extends sys.path and records the target in the environment: none of that may leak."""
+    saved_env = {k: os.environ.get(k) for k in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE")}
+    saved_path, saved_main = list(sys.path), sys.modules.get("main")
+    try:
+        return {
+            fn.name: create_asgi_app(target=fn.entry, source=str(fn.source), signature_type=fn.signature_type)
+            for fn in map(catalog.by_name, names)
+        }
+    finally:
+        sys.path[:] = saved_path
+        if saved_main is None:
+            sys.modules.pop("main", None)
+        else:
+            sys.modules["main"] = saved_main
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+async def notification_clients(database_url: str) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    clients = {
+        name: httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver")
+        for name, app in load_apps(APPS).items()
+    }
+    yield clients
+    for client in clients.values():
+        await client.aclose()
+
+
+@pytest.fixture
+def new_user(
+    function_clients: dict[str, httpx.AsyncClient],
+    notification_clients: dict[str, httpx.AsyncClient],
+    jwt_secret: str,
+) -> Callable[..., Api]:
+    """A user no other test has (`user_id` to choose the id), routed to the task and these functions."""
+
+    def make(user_id: str | None = None) -> Api:
+        clients = {**function_clients, **notification_clients}
+        return Api(clients, jwt_secret, user_id or f"user-{uuid.uuid4()}")
+
+    return make
+
+
+@pytest.fixture
+def deliver(notification_clients: dict[str, httpx.AsyncClient]) -> Callable[..., Any]:
+    async def post(event: CloudEvent, mode: str = "binary") -> httpx.Response:
+        headers, body = (to_binary if mode == "binary" else to_structured)(event)
+        return await notification_clients["deliver-notification"].post("/", headers=headers, content=body)
+
+    return post
+
+
+async def reminder_events(
+    user: Api, *titles: str, due_in: timedelta = timedelta(minutes=30)
+) -> list[CloudEvent]:
+    """For each title a task of `user` due in `due_in` (reminded an hour before), and the reminder.due
+    CloudEvent the checker wrote for it, as the broker would carry it."""
+    due = utcnow() + due_in
+    tasks = [
+        await user.create(title=title, due_date=due.isoformat(), remind_before_minutes=60) for title in titles
+    ]
+    await check_due_tasks(CheckDueTasks(batch_size=500), unit_of_work("check-due-tasks"))
+    async with get_sessionmaker()() as session:
+        stmt = select(TaskEvent).where(
+            TaskEvent.type == REMINDER_DUE, TaskEvent.subject.in_([t["id"] for t in tasks])
+        )
+        rows = {row.subject: row for row in (await session.execute(stmt)).scalars()}
+    events = []
+    for task in tasks:
+        payload = to_cloudevent_json(rows[task["id"]])
+        events.append(CloudEvent(payload, payload.pop("data")))
+    return events
+
+
+async def notifications(user: Api, **params: Any) -> list[dict[str, Any]]:
+    """Every notification the list returns for `params`, following next_cursor to the end."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await user.get(
+            "/api/notifications", params={**params, **({"cursor": cursor} if cursor else {})}
+        )
+        assert page.status_code == 200, page.text
+        items += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return items
+
+
+# --- deliver-notification -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("modes", [("binary", "binary"), ("structured", "binary"), ("binary", "structured")])
+async def test_a_reminder_delivered_twice_in_either_mode_makes_one_notification(
+    alice: Api, deliver: Callable[..., Any], sql: Sql, modes: tuple[str, str]
+) -> None:
+    [event] = await reminder_events(alice, "Water the plants")
+    first, again = [await deliver(event, mode) for mode in modes]
+    assert (first.status_code, again.status_code) == (200, 200)
+
+    [notification] = await notifications(alice)
+    data = event.get_data()
+    assert data is not None
+    assert notification["task_id"] == data["task"]["id"]
+    assert notification["title"] == "Water the plants"
+    assert notification["body"].startswith("Due ") and notification["body"].endswith("(in 30 minutes)")
+    assert notification["due_at"] == data["due_at"]
+    assert notification["read_at"] is None
+    assert set(notification) == {"id", "task_id", "title", "body", "due_at", "created_at", "read_at"}
+    count = await sql.pool.fetchval(
+        "SELECT count(*) FROM notification WHERE event_id = $1", uuid.UUID(event["id"])
+    )
+    assert count == 1
+
+
+async def test_a_late_reminder_says_how_overdue_the_task_is(alice: Api, deliver: Callable[..., Any]) -> None:
+    [event] = await reminder_events(alice, "Pay the rent", due_in=-timedelta(hours=3))
+    assert (await deliver(event)).status_code == 200
+    [notification] = await notifications(alice)
+    assert notification["body"].startswith("Overdue: was due ")
+    assert notification["body"].endswith("(3 hours ago)")
+
+
+async def test_a_reminder_for_another_users_task_is_poison_and_refused_with_422(
+    alice: Api, bob: Api, deliver: Callable[..., Any]
+) -> None:
+    [event] = await reminder_events(alice, "Alice's task")
+    event["userid"] = bob.user_id  # the event claims the task is Bob's
+    response = await deliver(event)
+    assert response.status_code == 422
+    assert await notifications(bob) == [] and await notifications(alice) == []
+
+
+@pytest.mark.parametrize(
+    "data", [{}, {"task": {"id": "nope"}}, {"task": None, "due_at": "2030-01-01T00:00:00Z"}]
+)
+async def test_an_event_that_is_not_a_reminder_is_refused_with_422(
+    alice: Api, deliver: Callable[..., Any], data: dict[str, Any]
+) -> None:
+    event = CloudEvent(
+        {"type": REMINDER_DUE, "source": "/functions/check-due-tasks", "userid": alice.user_id}, data
+    )
+    assert (await deliver(event)).status_code == 422
+    assert await notifications(alice) == []
+
+
+async def test_a_reminder_for_a_task_deleted_since_still_notifies(
+    alice: Api, deliver: Callable[..., Any]
+) -> None:
+    [event] = await reminder_events(alice, "Deleted after the reminder went out")
+    assert (await alice.delete(f"/api/tasks/{event['subject']}")).status_code == 204
+    assert (await deliver(event)).status_code == 200
+    assert [n["title"] for n in await notifications(alice)] == ["Deleted after the reminder went out"]
+
+
+# --- list-notifications and mark-notification-read ---------------------------------------------------
+
+
+async def test_notifications_are_listed_newest_first_with_a_cursor_and_an_unread_filter(
+    alice: Api, bob: Api, deliver: Callable[..., Any]
+) -> None:
+    events = await reminder_events(alice, *(f"task {i}" for i in range(5)))
+    for event in events:  # one after another: each newer than the last
+        assert (await deliver(event)).status_code == 200
+    [bobs] = await reminder_events(bob, "Bob's task")
+    assert (await deliver(bobs)).status_code == 200
+
+    newest_first = [f"task {i}" for i in reversed(range(5))]
+    page = (await alice.get("/api/notifications", params={"limit": 2})).json()
+    assert [n["title"] for n in page["items"]] == newest_first[:2]
+    assert page["next_cursor"] is not None
+    assert [n["title"] for n in await notifications(alice, limit=2)] == newest_first
+
+    listed = await notifications(alice)
+    for n in (listed[1], listed[3]):
+        assert (await alice.post(f"/api/notifications/{n['id']}/read")).status_code == 200
+    unread = await notifications(alice, unread="true", limit=1)
+    assert [n["title"] for n in unread] == ["task 4", "task 2", "task 0"]
+    assert all(n["read_at"] is None for n in unread)
+    assert len(await notifications(alice, unread="false")) == 5
+    assert [n["title"] for n in await notifications(bob)] == ["Bob's task"]
+
+
+async def test_marking_a_notification_read_is_idempotent_and_keeps_the_first_read_at(
+    alice: Api, deliver: Callable[..., Any]
+) -> None:
+    [event] = await reminder_events(alice, "Read me")
+    await deliver(event)
+    [notification] = await notifications(alice)
+    url = f"/api/notifications/{notification['id']}/read"
+
+    first = await alice.post(url)
+    assert first.status_code == 200, first.text
+    assert first.json() == {**notification, "read_at": first.json()["read_at"]}
+    read_at = datetime.fromisoformat(first.json()["read_at"])
+    assert abs((utcnow() - read_at).total_seconds()) < 60
+    again = await alice.post(url)
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert (await notifications(alice))[0]["read_at"] == first.json()["read_at"]
+
+
+async def test_a_user_cannot_see_or_read_another_users_notifications(
+    alice: Api, bob: Api, deliver: Callable[..., Any]
+) -> None:
+    [event] = await reminder_events(alice, "Private")
+    await deliver(event)
+    [notification] = await notifications(alice)
+    assert await notifications(bob) == []
+    assert_problem(await bob.post(f"/api/notifications/{notification['id']}/read"), 404)
+    assert (await notifications(alice))[0]["read_at"] is None  # untouched
+    assert_problem(await alice.post(f"/api/notifications/{uuid.uuid4()}/read"), 404)
+    assert_problem(await alice.post("/api/notifications/not-a-uuid/read"), 404)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"unred": "true"}, {"unread": "maybe"}, {"limit": "0"}, {"limit": "201"}, {"cursor": "garbage"}],
+)
+async def test_unknown_or_invalid_query_parameters_are_refused_with_422(
+    alice: Api, params: dict[str, str]
+) -> None:
+    assert_problem(await alice.get("/api/notifications", params=params), 422)
+
+
+async def test_both_routes_need_a_valid_token(alice: Api, jwt_secret: str) -> None:
+    notification = f"/api/notifications/{uuid.uuid4()}/read"
+    for response in (
+        await alice.get("/api/notifications", token=None),
+        await alice.post(notification, token=None),
+        await alice.get("/api/notifications", token=mint(jwt_secret, alice.user_id, lifetime=-60)),
+    ):
+        assert_problem(response, 401)
+
+
+# --- other subscribers: webhooks ------------------------------------------------------------------------
+
+
+class LocalServer:
+    """A real HTTP server on 127.0.0.1 (uvicorn) serving `app`: webhook receivers and the Dapr stand-in."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+
+    async def __aenter__(self) -> LocalServer:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raises why it did not start
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> Response:
+        received.append({"headers": dict(request.headers), "body": await request.json()})
+        return Response(status_code=204)
+
+    async with LocalServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as server:
+        yield f"http://127.0.0.1:{server.port}/hook", received
+
+
+async def test_a_webhook_subscribed_to_reminders_receives_them_through_the_webhook_path(
+    alice: Api, notification_clients: dict[str, httpx.AsyncClient], receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = receiver
+    created = await alice.post("/api/webhooks", json={"url": url, "event_types": [REMINDER_DUE]})
+    assert created.status_code == 201, created.text
+    try:
+        [event] = await reminder_events(alice, "Hooked")
+        headers, body = to_binary(event)
+        response = await notification_clients["deliver-webhooks"].post("/", headers=headers, content=body)
+        assert response.status_code == 200, response.text
+        await webhooks.background_deliveries_done()
+        [delivery] = received
+        assert delivery["body"] == {**event.get_attributes(), "data": event.get_data()}
+        assert delivery["body"]["type"] == REMINDER_DUE
+        assert delivery["body"]["data"]["task"]["title"] == "Hooked"
+        assert delivery["headers"]["x-todo-signature"].startswith("sha256=")
+    finally:
+        await alice.delete(f"/api/webhooks/{created.json()['id']}")
+
+
+# --- email through the Dapr SMTP binding -------------------------------------------------------------
+
+
+class Mailbox:
+    """An aiosmtpd handler keeping what it accepts; it refuses the next `refuse` messages (451)."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.refuse = 0
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+        if self.refuse:
+            self.refuse -= 1
+            return "451 4.3.0 Mailbox busy, try again later"
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    def messages(self) -> list[EmailMessage]:
+        return [
+            message_from_bytes(bytes(e.original_content or b""), _class=EmailMessage, policy=policy.default)
+            for e in self.envelopes
+        ]
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A local SMTP server (aiosmtpd, in its own thread) and its port."""
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+def dapr_problem(status: int, code: str, message: str) -> Response:
+    return Response(
+        json.dumps({"errorCode": code, "message": message}), status, media_type="application/json"
+    )
+
+
+class DaprSidecar:
+    """A stand-in for the Dapr sidecar's HTTP API with one component of type bindings.smtp, `name`, whose
+    own metadata points at `smtp_port`. It checks a binding request as daprd does (metadata is a map of
+    strings; the operation must be one the binding has) and then does what components-contrib's smtp
+    binding does: request metadata emailFrom, emailTo, emailCC, emailBCC, subject and priority override the
+    component's; emailFrom, emailTo and subject are required; emailTo is split on ";"; the data, a JSON
+    string unquoted, is the text/html body. It records every request's raw body."""
+
+    OVERRIDES = ("emailFrom", "emailTo", "emailCC", "emailBCC", "subject", "priority")
+
+    def __init__(self, name: str, smtp_port: int, **component: str) -> None:
+        self.name, self.smtp_port, self.component = name, smtp_port, component
+        self.requests: list[tuple[str, bytes]] = []
+        self.app = Starlette(
+            routes=[
+                Route("/v1.0/healthz/outbound", lambda _: Response(status_code=204)),
+                Route("/v1.0/bindings/{name}", self.invoke, methods=["POST", "PUT"]),
+            ]
+        )
+
+    async def invoke(self, request: Request) -> Response:
+        name, raw = request.path_params["name"], await request.body()
+        self.requests.append((name, raw))
+        if name != self.name:
+            return dapr_problem(500, "ERR_INVOKE_OUTPUT_BINDING", f"couldn't find output binding {name}")
+        try:
+            body = json.loads(raw)
+            metadata = body.get("metadata") or {}
+            if not isinstance(body.get("operation"), str) or not all(
+                isinstance(v, str) for v in metadata.values()
+            ):
+                raise ValueError("operation must be a string and metadata a map of strings")
+        except (ValueError, AttributeError) as exc:
+            return dapr_problem(400, "ERR_MALFORMED_REQUEST", str(exc))
+        if body["operation"] != "create":
+            return dapr_problem(
+                500, "ERR_INVOKE_OUTPUT_BINDING", f"operation {body['operation']} not supported"
+            )
+        merged = {**self.component, **{k: metadata[k] for k in self.OVERRIDES if metadata.get(k)}}
+        for required in ("emailFrom", "emailTo", "subject"):
+            if not merged.get(required):
+                return dapr_problem(
+                    500, "ERR_INVOKE_OUTPUT_BINDING", f"smtp binding error: {required} not supplied"
+                )
+        data = body.get("data")
+        message = EmailMessage()
+        message["From"] = merged["emailFrom"]
+        message["To"] = ", ".join(merged["emailTo"].split(";"))
+        message["Subject"] = merged["subject"]
+        message["X-priority"] = merged.get("priority", "3")
+        message.set_content(data if isinstance(data, str) else json.dumps(data), subtype="html")
+
+        def send() -> None:
+            with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=5) as smtp:
+                smtp.send_message(message, merged["emailFrom"], merged["emailTo"].split(";"))
+
+        try:
+            await asyncio.to_thread(send)
+        except (smtplib.SMTPException, OSError) as exc:
+            return dapr_problem(500, "ERR_INVOKE_OUTPUT_BINDING", f"sending email failed: {exc!r}")
+        return Response(status_code=204)  # the smtp binding returns no data
+
+
+@pytest.fixture
+async def sidecar(mailbox: tuple[Mailbox, int]) -> AsyncIterator[tuple[DaprSidecar, int]]:
+    stand_in = DaprSidecar("email-smtp", mailbox[1])
+    async with LocalServer(stand_in.app) as server:
+        yield stand_in, server.port
+
+
+@pytest.fixture
+def email_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Settings for the email channel in this test; the channel is decided afresh before and after."""
+
+    def use(**changes: Any) -> None:
+        settings = get_settings().model_copy(update=changes)
+        monkeypatch.setattr(todo_email, "get_settings", lambda: settings)
+        todo_email.forget_email_channel()
+
+    yield use
+    todo_email.forget_email_channel()
+
+
+SENDER = "reminders@todo.test"
+
+
+async def test_a_reminder_email_goes_through_the_dapr_smtp_binding_and_arrives_once(
+    new_user: Callable[..., Api],
+    deliver: Callable[..., Any],
+    mailbox: tuple[Mailbox, int],
+    sidecar: tuple[DaprSidecar, int],
+    email_settings: Callable[..., None],
+) -> None:
+    stand_in, port = sidecar
+    email_settings(notification_email="dapr", dapr_http_port=port, notification_email_from=SENDER)
+    ada = new_user(f"ada-{uuid.uuid4().hex[:8]}@example.test")
+    [event] = await reminder_events(ada, "File <taxes> & receipts")
+
+    assert (await deliver(event)).status_code == 200
+    assert (await deliver(event, "structured")).status_code == 200  # redelivered: no second email
+
+    [(binding, raw)] = stand_in.requests
+    request = json.loads(raw)
+    assert binding == "email-smtp"
+    assert request == {
+        "operation": "create",
+        "data": request["data"],
+        "metadata": {
+            "emailTo": ada.user_id,
+            "subject": "Reminder: File <taxes> & receipts",
+            "emailFrom": SENDER,
+        },
+    }
+    assert "<strong>File &lt;taxes&gt; &amp; receipts</strong>" in request["data"]
+
+    box = mailbox[0]
+    [envelope] = box.envelopes
+    assert (envelope.mail_from, envelope.rcpt_tos) == (SENDER, [ada.user_id])
+    [message] = box.messages()
+    assert (message["From"], message["To"], message["Subject"]) == (
+        SENDER,
+        ada.user_id,
+        "Reminder: File <taxes> & receipts",
+    )
+    assert message.get_content_type() == "text/html"
+    content = message.get_content()
+    assert "File &lt;taxes&gt; &amp; receipts" in content and "(in 30 minutes)" in content
+    assert len(await notifications(ada)) == 1
+
+
+async def test_an_email_failure_keeps_the_notification_and_its_retry_sends_only_the_email(
+    new_user: Callable[..., Api],
+    deliver: Callable[..., Any],
+    mailbox: tuple[Mailbox, int],
+    sidecar: tuple[DaprSidecar, int],
+    email_settings: Callable[..., None],
+) -> None:
+    email_settings(notification_email="dapr", dapr_http_port=sidecar[1], notification_email_from=SENDER)
+    grace = new_user(f"grace-{uuid.uuid4().hex[:8]}@example.test")
+    [event] = await reminder_events(grace, "Renew the passport")
+    box = mailbox[0]
+    box.refuse = 1  # the SMTP server is busy once
+
+    failed = await deliver(event)
+    assert failed.status_code == 503  # retried by the broker's delivery
+    assert [n["title"] for n in await notifications(grace)] == ["Renew the passport"]  # kept
+    assert box.envelopes == []
+
+    assert (await deliver(event)).status_code == 200  # the retry
+    assert (await deliver(event)).status_code == 200  # and a duplicate of it
+    assert len(box.envelopes) == 1
+    assert len(await notifications(grace)) == 1
+
+
+async def test_with_email_off_deliver_notification_says_so_once_and_sends_nothing(
+    new_user: Callable[..., Api],
+    deliver: Callable[..., Any],
+    mailbox: tuple[Mailbox, int],
+    sidecar: tuple[DaprSidecar, int],
+    email_settings: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    email_settings(notification_email="off", dapr_http_port=sidecar[1], notification_email_from=SENDER)
+    ada = new_user(f"ada-{uuid.uuid4().hex[:8]}@example.test")  # an address, were email on
+    events = await reminder_events(ada, "One", "Two")
+    with caplog.at_level(logging.INFO, logger="todo_backend.email"):
+        for event in events:
+            assert (await deliver(event)).status_code == 200
+    said = [r.getMessage() for r in caplog.records if r.name == "todo_backend.email"]
+    assert said == ["reminder emails are off (NOTIFICATION_EMAIL=off): notifications are in-app only"]
+    assert sidecar[0].requests == [] and mailbox[0].envelopes == []
+    assert len(await notifications(ada)) == 2
+
+
+async def test_with_no_sidecar_to_reach_the_channel_is_off_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = get_settings().model_copy(update={"notification_email": "dapr", "dapr_http_port": free_port()})
+    with caplog.at_level(logging.INFO, logger="todo_backend.email"):
+        assert await todo_email.open_channel(settings, wait_seconds=0.3) is None
+    [record] = [r for r in caplog.records if r.name == "todo_backend.email"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith(
+        "reminder emails are off: NOTIFICATION_EMAIL=dapr, but no Dapr sidecar"
+    )
+
+
+async def test_a_user_whose_id_is_not_an_address_gets_the_notification_but_no_email(
+    alice: Api,
+    deliver: Callable[..., Any],
+    mailbox: tuple[Mailbox, int],
+    sidecar: tuple[DaprSidecar, int],
+    email_settings: Callable[..., None],
+) -> None:
+    email_settings(notification_email="dapr", dapr_http_port=sidecar[1], notification_email_from=SENDER)
+    [event] = await reminder_events(alice, "No address for me")
+    assert (await deliver(event)).status_code == 200
+    assert sidecar[0].requests == [] and mailbox[0].envelopes == []
+    assert len(await notifications(alice)) == 1
+
+
+# --- as Knative runs them: each in its own process ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def processes(function_process: Callable[[str], str]) -> Iterator[dict[str, str]]:
+    names = ["check-due-tasks", "deliver-notification", "list-notifications", "mark-notification-read"]
+    with ThreadPoolExecutor(len(names)) as pool:  # started concurrently: each takes about a second
+        yield dict(zip(names, pool.map(function_process, names), strict=True))
+
+
+async def test_the_four_functions_work_as_their_own_processes_over_http(
+    processes: dict[str, str], alice: Api, jwt_secret: str
+) -> None:
+    task = await alice.create(title="Over the wire", due_date=(utcnow() + timedelta(minutes=10)).isoformat())
+    auth = {"Authorization": f"Bearer {mint(jwt_secret, alice.user_id)}"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        ticked = await client.post(processes["check-due-tasks"], headers={"content-type": "application/json"})
+        assert ticked.status_code == 200 and ticked.json()["reminded"] >= 1, ticked.text
+
+        async with get_sessionmaker()() as session:
+            stmt = select(TaskEvent).where(TaskEvent.type == REMINDER_DUE, TaskEvent.subject == task["id"])
+            row = (await session.execute(stmt)).scalar_one()
+        payload = to_cloudevent_json(row)
+        headers, body = to_binary(CloudEvent(payload, payload.pop("data")))
+        for _ in range(2):
+            delivered = await client.post(processes["deliver-notification"], headers=headers, content=body)
+            assert delivered.status_code == 200, delivered.text
+
+        listed = await client.get(f"{processes['list-notifications']}/api/notifications", headers=auth)
+        assert listed.status_code == 200, listed.text
+        [notification] = listed.json()["items"]
+        assert (notification["title"], notification["due_at"]) == ("Over the wire", row.data["due_at"])
+
+        read_url = f"{processes['mark-notification-read']}/api/notifications/{notification['id']}/read"
+        read = await client.post(read_url, headers=auth)
+        assert read.status_code == 200 and read.json()["read_at"] is not None, read.text
+        assert (await client.post(read_url)).status_code == 401  # no token
