@@ -1,0 +1,151 @@
+"""Test-side helpers for the task API: a per-user client routed by the catalog, SQL access, problem checks."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+
+from todo_backend import catalog
+
+# The functions of the task API (issue 2): every catalog function with a route under /api/tasks.
+TASK_FUNCTIONS = tuple(
+    fn for fn in catalog.FUNCTIONS if any(r.path.split("/")[:3] == ["", "api", "tasks"] for r in fn.routes)
+)
+PROBLEM_JSON = "application/problem+json"
+MAX_PAGES = 100  # more than any test lists: paging that does not end is a failure, not a hang
+FRESH = object()  # a fresh valid token for the client's user
+
+
+def mint(secret: str, sub: str, lifetime: int = 300, **claims: Any) -> str:
+    return jwt.encode({"sub": sub, "exp": int(time.time()) + lifetime, **claims}, secret, algorithm="HS256")
+
+
+@dataclass(frozen=True)
+class Api:
+    """One user's view of the API: each request goes to the function the catalog routes it to."""
+
+    clients: Mapping[str, httpx.AsyncClient]
+    secret: str
+    user_id: str
+
+    def as_user(self, user_id: str) -> Api:
+        return replace(self, user_id=user_id)
+
+    def token(self) -> str:
+        return mint(self.secret, self.user_id)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        token: object = FRESH,
+        headers: Mapping[str, str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        """`token`: FRESH for a valid one, None for no Authorization header, or the raw JWT to send."""
+        match = catalog.match_route(method, httpx.URL(url).path)
+        assert match is not None, f"no catalog function serves {method} {url}"
+        sent = dict(headers or {})
+        if token is FRESH:
+            sent.setdefault("Authorization", f"Bearer {self.token()}")
+        elif token is not None:
+            sent.setdefault("Authorization", f"Bearer {token}")
+        return await self.clients[match[0].name].request(method, url, headers=sent, **kw)
+
+    async def get(self, url: str, **kw: Any) -> httpx.Response:
+        return await self.request("GET", url, **kw)
+
+    async def post(self, url: str, **kw: Any) -> httpx.Response:
+        return await self.request("POST", url, **kw)
+
+    async def patch(self, url: str, **kw: Any) -> httpx.Response:
+        return await self.request("PATCH", url, **kw)
+
+    async def put(self, url: str, **kw: Any) -> httpx.Response:
+        return await self.request("PUT", url, **kw)
+
+    async def delete(self, url: str, **kw: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **kw)
+
+    async def create(self, **fields: Any) -> dict[str, Any]:
+        """Create a task (title defaults to "task") and return its JSON."""
+        response = await self.post("/api/tasks", json={"title": "task", **fields})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def list_all(self, **params: Any) -> list[dict[str, Any]]:
+        """Every task the list returns for `params`, following next_cursor to the end."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        for _ in range(MAX_PAGES):
+            page = await self.get("/api/tasks", params={**params, **({"cursor": cursor} if cursor else {})})
+            assert page.status_code == 200, page.text
+            items += page.json()["items"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                return items
+        raise AssertionError(f"list paging did not end after {MAX_PAGES} pages")
+
+
+@dataclass(frozen=True)
+class Sql:
+    """Direct access to the test database, to look behind the API and to arrange what it cannot."""
+
+    pool: asyncpg.Pool
+
+    async def counts(self, user_id: str) -> tuple[int, int]:
+        """(tasks, task events) of a user."""
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT count(*) FROM task WHERE user_id = $1) AS tasks,"
+            " (SELECT count(*) FROM task_event WHERE user_id = $1) AS events",
+            user_id,
+        )
+        assert row is not None
+        return row["tasks"], row["events"]
+
+    async def events(self, task_id: str) -> list[asyncpg.Record]:
+        """The outbox rows of a task, in commit order."""
+        return await self.pool.fetch("SELECT * FROM task_event WHERE subject = $1 ORDER BY sequence", task_id)
+
+    async def task_row(self, task_id: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow("SELECT * FROM task WHERE id = $1", uuid.UUID(task_id))
+
+    async def writers(self, task_id: str) -> tuple[int, int]:
+        """The transaction ids that last wrote the task row and its newest outbox row (`xmin`)."""
+        task = await self.pool.fetchval(
+            "SELECT xmin::text::bigint FROM task WHERE id = $1", uuid.UUID(task_id)
+        )
+        event = await self.pool.fetchval(
+            "SELECT xmin::text::bigint FROM task_event WHERE subject = $1 ORDER BY sequence DESC LIMIT 1",
+            task_id,
+        )
+        return task, event
+
+
+async def _json_codec(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def connect(database_url: str) -> Sql:
+    return Sql(await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=_json_codec))
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """An RFC 9457 problem with `status`; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].split(";")[0] == PROBLEM_JSON
+    body = response.json()
+    assert body["status"] == status
+    assert isinstance(body["type"], str) and body["type"]
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
