@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +46,7 @@ def jwt_secret() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """TEST_DATABASE_URL, or an embedded PostgreSQL for this session; migrated, and set as DATABASE_URL."""
     from todo_backend.devstack.postgres import EmbeddedPostgres
     from todo_backend.migrations import upgrade
@@ -52,7 +54,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with contextlib.ExitStack() as cleanup:
         url = os.environ.get("TEST_DATABASE_URL")
         if not url:
-            url = cleanup.enter_context(EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "data")).url
+            # Outside pytest's temp root: another pytest session resets that to 0700, which locks out
+            # the unprivileged user the embedded server runs as.
+            data = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="todo-test-pg-")))
+            url = cleanup.enter_context(EmbeddedPostgres(data / "data")).url
             assert url is not None
         upgrade(url)
         env = cleanup.enter_context(pytest.MonkeyPatch.context())

@@ -102,7 +102,7 @@ async def read_json(request: Request, model: type[M]) -> M:
             raise Problem(413, "Content Too Large", f"the body must be at most {limit} bytes")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Problem(400, "Bad Request", f"the body is not valid JSON: {exc}", "malformed-json") from exc
     if not isinstance(data, dict):
         raise Problem(
@@ -210,12 +210,11 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
             try:
                 user_id = authenticate(request.headers.get("authorization"), get_settings())
             except Unauthorized as exc:
+                # RFC 6750 3.1: no error code when the request carried no credentials at all.
+                sent = "authorization" in request.headers
+                challenge = 'Bearer error="invalid_token"' if sent else "Bearer"
                 raise Problem(
-                    401,
-                    "Unauthorized",
-                    exc.detail,
-                    "unauthorized",
-                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    401, "Unauthorized", exc.detail, "unauthorized", headers={"WWW-Authenticate": challenge}
                 ) from exc
             return await handler(request, user_id)
         except Problem as problem:

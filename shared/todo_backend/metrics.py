@@ -9,26 +9,33 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import lru_cache
 from typing import Any
 
 from todo_backend.settings import get_settings
 
 log = logging.getLogger(__name__)
-_start_lock = threading.Lock()
+# Observations run in Starlette's thread pool: the first few may race to build the registry.
+_build_lock = threading.Lock()
+_built: dict[str, Any] = {}
 
 
-@lru_cache(maxsize=1)
 def _metrics() -> dict[str, Any]:
+    if not _built:
+        with _build_lock:
+            if not _built:
+                _built.update(_build())
+    return _built
+
+
+def _build() -> dict[str, Any]:
     from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
     port = get_settings().metrics_port
     if port:
-        with _start_lock:
-            try:
-                start_http_server(port)
-            except OSError as exc:  # another process of this pod already serves it
-                log.warning("metrics exporter not started on %d: %r", port, exc)
+        try:
+            start_http_server(port)
+        except OSError as exc:  # another process of this pod already serves it
+            log.warning("metrics exporter not started on %d: %r", port, exc)
     return {
         "requests": Counter(
             "todo_http_requests_total", "HTTP requests served", ["function", "method", "status"]

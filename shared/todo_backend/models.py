@@ -33,6 +33,19 @@ def rfc3339(value: datetime) -> str:
 UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
 
 
+def no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL text cannot hold U+0000
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _in_calendar(value: datetime) -> datetime:
+    # Room on both sides for reminder lead times and for rendering in UTC (years 1-9999).
+    if not 1900 <= value.year <= 9998 or not 1900 <= value.astimezone(UTC).year <= 9998:
+        raise ValueError("must be between the years 1900 and 9998")
+    return value
+
+
 def _strip_title(value: str) -> str:
     value = value.strip()
     if not 1 <= len(value) <= 500:
@@ -43,7 +56,7 @@ def _strip_title(value: str) -> str:
 def _normalize_tags(tags: list[str]) -> list[str]:
     seen: dict[str, None] = {}
     for tag in tags:
-        tag = tag.strip().lower()
+        tag = no_nul(tag).strip().lower()
         if not 1 <= len(tag) <= 50:
             raise ValueError("each tag must be 1-50 characters")
         seen.setdefault(tag)
@@ -52,8 +65,9 @@ def _normalize_tags(tags: list[str]) -> list[str]:
     return list(seen)
 
 
-Title = Annotated[str, AfterValidator(_strip_title)]
-Description = Annotated[str, Field(max_length=10_000)]
+Title = Annotated[str, AfterValidator(no_nul), AfterValidator(_strip_title)]
+Description = Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)]
+Instant = Annotated[AwareDatetime, AfterValidator(_in_calendar)]  # an input instant: offset required
 Tags = Annotated[list[str], Field(max_length=100), AfterValidator(_normalize_tags)]
 RemindBefore = Annotated[int, Field(ge=0, le=525_600)]  # at most a year
 
@@ -86,7 +100,7 @@ class TaskCreate(_Input):
 
     title: Title
     description: Description = ""
-    due_date: AwareDatetime | None = None
+    due_date: Instant | None = None
     priority: Priority = Priority.medium
     tags: Tags = Field(default_factory=list)
     remind_before_minutes: RemindBefore | None = None
@@ -98,7 +112,7 @@ class TaskUpdate(_Input):
 
     title: Title | None = None
     description: Description | None = None
-    due_date: AwareDatetime | None = None
+    due_date: Instant | None = None
     priority: Priority | None = None
     tags: Tags | None = None
     remind_before_minutes: RemindBefore | None = None
@@ -335,8 +349,8 @@ class RecurringTaskCreate(_Input):
     schedule: CronSchedule
     timezone: TimeZone = "UTC"
     anchor: Anchor = Anchor.schedule
-    starts_at: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    until: Instant | None = None
     max_occurrences: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     paused: bool = False
 
@@ -352,8 +366,8 @@ class RecurringTaskUpdate(_Input):
     schedule: CronSchedule | None = None
     timezone: TimeZone | None = None
     anchor: Anchor | None = None
-    starts_at: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    until: Instant | None = None
     max_occurrences: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     paused: bool | None = None
 

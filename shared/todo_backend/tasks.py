@@ -7,9 +7,9 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -23,7 +23,16 @@ from todo_backend.events import (
     to_cloudevent_json,
 )
 from todo_backend.http import PageQuery, decode_cursor, encode_cursor
-from todo_backend.models import IdempotencyKey, Priority, Task, TaskCreate, TaskEvent, utcnow
+from todo_backend.models import (
+    IdempotencyKey,
+    Instant,
+    Priority,
+    Task,
+    TaskCreate,
+    TaskEvent,
+    no_nul,
+    utcnow,
+)
 from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
 
@@ -211,12 +220,26 @@ class TaskQuery(PageQuery):
 
     status: Literal["all", "pending", "completed"] = "all"
     priority: list[Priority] = Field(default_factory=list)
-    tag: list[str] = Field(default_factory=list)
-    q: str | None = Field(default=None, min_length=1, max_length=200)
-    due_before: AwareDatetime | None = None
-    due_after: AwareDatetime | None = None
+    tag: list[Annotated[str, AfterValidator(no_nul)]] = Field(default_factory=list)
+    q: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_nul)] | None = None
+    due_before: Instant | None = None
+    due_after: Instant | None = None
     overdue: bool = False
     sort: Sort = "created_at"
+
+
+class _Cursor(BaseModel):
+    """What list-tasks puts in its cursor: the last row's sort keys. Forged values are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    sort: str
+    id: Annotated[uuid.UUID, Field(strict=False)]
+    no_due: bool | None = None
+    due_date: Annotated[Instant, Field(strict=False)] | None = None
+    priority: Annotated[Priority, Field(strict=False)] | None = None
+    created_at: Annotated[Instant, Field(strict=False)] | None = None
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -275,19 +298,17 @@ def _cursor_value(value: Any) -> Any:
 
 
 def _decoded(keys: list[tuple[str, ColumnElement[Any]]], sort: str, raw: str) -> dict[str, Any]:
-    cursor = decode_cursor(raw)
-    if cursor.get("sort") != sort or not all(name in cursor for name, _ in keys):
-        raise Unprocessable("the cursor belongs to another sort order", "cursor")
     try:
-        for name in ("created_at", "due_date"):
-            if cursor.get(name) is not None:
-                cursor[name] = datetime.fromisoformat(cursor[name])
-        cursor["id"] = uuid.UUID(cursor["id"])
-        if "priority" in cursor:
-            cursor["priority"] = Priority(cursor["priority"])
-    except (TypeError, ValueError) as exc:
+        cursor = _Cursor.model_validate(decode_cursor(raw))
+    except ValidationError as exc:
         raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
-    return cursor
+    names = {name for name, _ in keys}
+    if cursor.sort != sort or not names <= cursor.model_fields_set | {"due_date"}:
+        raise Unprocessable("the cursor belongs to another sort order", "cursor")
+    values = cursor.model_dump()
+    if any(values[name] is None for name in names - {"due_date"}):
+        raise Unprocessable("the cursor is not one this API issued", "cursor")
+    return values
 
 
 async def list_tasks(user_id: str, query: TaskQuery, uow: UnitOfWork) -> Page:
@@ -340,13 +361,18 @@ async def task_history(
     )
     if cursor:
         after = decode_cursor(cursor).get("after")
-        if not isinstance(after, int):
+        if type(after) is not int or not 0 <= after < 2**63:
             raise Unprocessable("the cursor is not one this API issued", "cursor")
         stmt = stmt.where(TaskEvent.sequence > after)
     async with uow:
         rows = list((await uow.session.execute(stmt)).scalars())
-    if not rows and not cursor:
-        raise NotFound("no such task")
+        if not rows:
+            # An empty page is only an answer for a task this user has a history of.
+            any_event = select(TaskEvent.sequence).where(
+                TaskEvent.user_id == user_id, TaskEvent.subject == str(task_id)
+            )
+            if cursor is None or (await uow.session.execute(any_event.limit(1))).first() is None:
+                raise NotFound("no such task")
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
