@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from cloudevents.abstract import AnyCloudEvent
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from starlette.exceptions import HTTPException
 
 from todo_backend.bootstrap import publish_now, unit_of_work
 from todo_backend.metrics import observe_event
-from todo_backend.models import ProcessedEvent
+from todo_backend.models import ProcessedEvent, Task
 from todo_backend.uow import UnitOfWork, committed_rows
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,14 @@ class InboundEvent:
         if not isinstance(user_id, str) or not user_id or not isinstance(data, dict):
             raise PoisonEvent("the event needs a userid extension and a JSON object as data")
         return cls(event_id, attrs["type"], attrs["source"], attrs.get("subject"), user_id, time, data, attrs)
+
+
+async def check_task_owner(uow: UnitOfWork, task_id: uuid.UUID, user_id: str) -> None:
+    """The task an event names must, while it exists, be its userid's: identity in an event is never
+    trusted. A task deleted since passes: the event's own copy is all there is."""
+    owner = await uow.session.scalar(select(Task.user_id).where(Task.id == task_id))
+    if owner is not None and owner != user_id:
+        raise PoisonEvent(f"task {task_id} does not belong to the event's user")
 
 
 async def _first_delivery(uow: UnitOfWork, consumer: str, event_id: uuid.UUID) -> bool:

@@ -21,11 +21,11 @@ from sqlalchemy.dialects.postgresql import insert
 from starlette.exceptions import HTTPException
 
 from todo_backend.catalog import Function
-from todo_backend.consumers import InboundEvent, PoisonEvent, consume
+from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner, consume
 from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
 from todo_backend.errors import NotFound, Unprocessable
 from todo_backend.http import PageQuery, decode_cursor, encode_cursor
-from todo_backend.models import Notification, NotificationPublic, Task, utcnow
+from todo_backend.models import Notification, NotificationPublic, utcnow
 from todo_backend.tasks import Page
 from todo_backend.uow import UnitOfWork
 
@@ -96,9 +96,7 @@ async def record_notification(event: InboundEvent, uow: UnitOfWork) -> uuid.UUID
     event is never trusted. A task deleted since still gets its notification, from the event's copy.
     """
     reminder = Reminder.of(event)
-    owner = await uow.session.scalar(select(Task.user_id).where(Task.id == reminder.task.id))
-    if owner is not None and owner != event.user_id:
-        raise PoisonEvent(f"task {reminder.task.id} does not belong to the event's user")
+    await check_task_owner(uow, reminder.task.id, event.user_id)
     stmt = (
         insert(Notification)
         .values(

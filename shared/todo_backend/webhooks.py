@@ -31,11 +31,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from todo_backend.catalog import REMINDER_DUE, TASK_EVENT_TYPES
-from todo_backend.consumers import InboundEvent, PoisonEvent
+from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner
 from todo_backend.errors import DomainError, NotFound, Unprocessable
 from todo_backend.http import PageQuery, decode_cursor, encode_cursor
 from todo_backend.models import (
-    Task,
     Webhook,
     WebhookCreate,
     WebhookDelivery,
@@ -328,9 +327,7 @@ async def _check_task_owner(event: InboundEvent, uow: UnitOfWork) -> None:
         task_id = uuid.UUID(str(task["id"]))
     except (TypeError, KeyError, ValueError) as exc:
         raise PoisonEvent(f"data.task has no valid id: {exc!r}") from exc
-    owner = await uow.session.scalar(select(Task.user_id).where(Task.id == task_id))
-    if owner is not None and owner != event.user_id:
-        raise PoisonEvent(f"task {task_id} does not belong to the event's user")
+    await check_task_owner(uow, task_id, event.user_id)
 
 
 def _holds_nul(value: Any) -> bool:

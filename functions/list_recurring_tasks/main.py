@@ -1,0 +1,17 @@
+"""list-recurring-tasks: GET /api/recurring-tasks, the user's series oldest first, with a cursor."""
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from todo_backend.bootstrap import unit_of_work
+from todo_backend.http import PageQuery, http_function, json_response, parse, query_params
+from todo_backend.recurring import list_recurring_tasks as handle
+
+
+@functions_framework.aio.http
+@http_function
+async def list_recurring_tasks(request: Request, user_id: str) -> Response:
+    query = parse(PageQuery, query_params(request, repeatable=()))
+    page = await handle(user_id, query, unit_of_work("list-recurring-tasks"))
+    return json_response(page.json())

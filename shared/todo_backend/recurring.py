@@ -1,0 +1,449 @@
+"""Recurring tasks: the series' commands and handlers, the materializer tick and the completion consumer.
+
+A series (RecurringTask) creates occurrences: ordinary tasks with recurring_task_id and occurrence_at set.
+`next_occurrence_at` is the time of the series' upcoming occurrence, which already exists as a task (null
+once the series has ended). Every path that creates or moves an occurrence first holds the series' row
+lock; beneath that, INSERT ... ON CONFLICT DO NOTHING on uq_task_occurrence makes each occurrence exist
+once however many ticks, replicas or duplicate events race.
+
+Handlers take `now` as a parameter (default: the clock), so tests can move time.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from todo_backend.consumers import InboundEvent, PoisonEvent
+from todo_backend.errors import NotFound, PreconditionFailed, Unprocessable
+from todo_backend.events import (
+    RecurringTaskCreated,
+    RecurringTaskDeleted,
+    RecurringTaskUpdated,
+    TaskCreated,
+    TaskUpdated,
+    recurring_task_json,
+)
+from todo_backend.http import PageQuery, decode_cursor, encode_cursor
+from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task, utcnow
+from todo_backend.recurrence import Schedule
+from todo_backend.tasks import Page, _rearm_reminder, _touch
+from todo_backend.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Edits to these re-plan the upcoming occurrence (so does unpausing).
+SCHEDULING = ("schedule", "timezone", "starts_at", "until", "max_occurrences", "anchor")
+NEXT_OCCURRENCES = 5
+# After downtime, occurrences_skipped grows by at most this much per catch-up: counting missed firings
+# walks them one by one, and a catch-up must cost no more after ten years down than after a day. A series
+# that missed more records only SKIP_COUNT_CAP (a lower bound, then, not the exact number).
+SKIP_COUNT_CAP = 1000
+# Series claimed per transaction, and transactions per tick: a tick's work is bounded, and a backlog
+# larger than BATCH * MAX_BATCHES is finished by the next ticks.
+MATERIALIZE_BATCH = 100
+MATERIALIZE_MAX_BATCHES = 10
+# The predicate of ix_recurring_task_due, spelled with constants (not bound parameters) so PostgreSQL can
+# prove that every plan, generic ones included, may use the partial index; its third term,
+# next_occurrence_at IS NOT NULL, follows from the `next_occurrence_at <= now` the scan adds.
+_DUE = text("NOT recurring_task.paused AND recurring_task.anchor = 'schedule'")
+# starts_at and until must fall in here: near year 1 or 9999 an occurrence time (or its reminder) would
+# leave the range of Python's datetime and PostgreSQL's timestamptz.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateRecurringTask:
+    user_id: str
+    fields: RecurringTaskCreate
+
+
+@dataclass(frozen=True)
+class UpdateRecurringTask:
+    user_id: str
+    recurring_task_id: uuid.UUID
+    changes: dict[str, Any]  # validated fields; for a replace, every editable field
+    if_match: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class DeleteRecurringTask:
+    user_id: str
+    recurring_task_id: uuid.UUID
+    if_match: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """What one materializer tick did."""
+
+    due: int  # series claimed
+    created: int  # occurrences inserted
+    skipped: int  # missed occurrences recorded instead of created
+    ended: int  # series that reached their until or max_occurrences
+
+
+# --- the schedule of a series ---------------------------------------------------------------------
+
+
+def schedule_of(series: RecurringTask) -> Schedule:
+    return Schedule.parse(series.schedule, series.timezone)
+
+
+def _allows(series: RecurringTask, at: datetime, *, new: bool) -> bool:
+    """Whether the series may have an occurrence at `at`: a new one counts against max_occurrences."""
+    if series.until is not None and at > series.until:
+        return False
+    if series.max_occurrences is None:
+        return True
+    return series.occurrences_created + int(new) <= series.max_occurrences
+
+
+def next_occurrences(series: RecurringTask, now: datetime, count: int = NEXT_OCCURRENCES) -> list[datetime]:
+    """The next `count` occurrence times strictly after the later of `now` and starts_at: fewer where
+    until or max_occurrences ends the series first, none while paused."""
+    if series.paused:
+        return []
+    budget = None
+    if series.max_occurrences is not None:
+        budget = series.max_occurrences - series.occurrences_created
+    out: list[datetime] = []
+    for at in schedule_of(series).upcoming(max(now, series.starts_at), count):
+        if series.until is not None and at > series.until:
+            break
+        # Up to the upcoming occurrence the times exist already; beyond it each uses up the budget.
+        exists = series.next_occurrence_at is not None and at <= series.next_occurrence_at
+        if budget is not None and not exists:
+            if budget <= 0:
+                break
+            budget -= 1
+        out.append(at)
+    return out
+
+
+def recurring_json(series: RecurringTask, now: datetime) -> dict[str, Any]:
+    return recurring_task_json(series, next_occurrences(series, now))
+
+
+# --- occurrences ----------------------------------------------------------------------------------
+
+
+async def _insert_occurrence(series: RecurringTask, at: datetime, uow: UnitOfWork) -> Task | None:
+    """Create the series' occurrence at `at`, unless it exists already (then None, and nothing counted)."""
+    task = Task(
+        user_id=series.user_id,
+        title=series.title,
+        description=series.description,
+        priority=series.priority,
+        tags=list(series.tags),
+        remind_before_minutes=series.remind_before_minutes,
+        due_date=at,
+        recurring_task_id=series.id,
+        occurrence_at=at,
+    )
+    task.updated_at = task.created_at
+    _rearm_reminder(task)
+    stmt = (
+        insert(Task)
+        .values(**task.model_dump())
+        .on_conflict_do_nothing(index_elements=["recurring_task_id", "occurrence_at"])
+        .returning(Task.id)
+    )
+    if (await uow.session.execute(stmt)).first() is None:
+        return None
+    series.occurrences_created += 1
+    uow.emit(TaskCreated(task))
+    return task
+
+
+def _occurrences(series: RecurringTask) -> Select[tuple[Task]]:
+    return select(Task).where(Task.recurring_task_id == series.id, Task.user_id == series.user_id)
+
+
+async def _open_upcoming(series: RecurringTask, now: datetime, uow: UnitOfWork) -> Task | None:
+    stmt = (
+        _occurrences(series)
+        .where(Task.completed.is_(False), Task.occurrence_at > now)
+        .order_by(Task.occurrence_at)
+        .limit(1)
+        .with_for_update()
+    )
+    return (await uow.session.execute(stmt)).scalar_one_or_none()
+
+
+async def _exists(series: RecurringTask, at: datetime, uow: UnitOfWork, *, open_only: bool = False) -> bool:
+    stmt = _occurrences(series).where(Task.occurrence_at == at)
+    if open_only:
+        stmt = stmt.where(Task.completed.is_(False))
+    return (await uow.session.execute(stmt.limit(1))).first() is not None
+
+
+async def _replan(series: RecurringTask, now: datetime, uow: UnitOfWork) -> None:
+    """Make the upcoming occurrence match the series as it now is: keep it, move it, or create it.
+
+    Never a second open upcoming occurrence: an open one in the future is moved to the new time, and a
+    new one is created only when none is open. An ended series keeps its tasks, like a deleted one.
+    """
+    if series.paused:
+        return  # unpausing re-plans
+    target = schedule_of(series).next_after(max(now, series.starts_at))
+    upcoming = await _open_upcoming(series, now, uow)
+    if upcoming is not None:
+        assert upcoming.occurrence_at is not None
+        if not _allows(series, target, new=False):
+            series.next_occurrence_at = None
+        elif upcoming.occurrence_at == target or await _exists(series, target, uow):
+            # Either already right, or the new time's occurrence exists (completed early): keep this one.
+            series.next_occurrence_at = upcoming.occurrence_at
+        else:
+            upcoming.occurrence_at = upcoming.due_date = target
+            _rearm_reminder(upcoming)
+            _touch(upcoming)
+            uow.emit(TaskUpdated(upcoming, ("due_date", "occurrence_at")))
+            series.next_occurrence_at = target
+        return
+    current = series.next_occurrence_at
+    if series.anchor is Anchor.completion and current is not None:
+        if await _exists(series, current, uow, open_only=True):
+            return  # its one open occurrence is overdue: completing it schedules the next
+    if not _allows(series, target, new=True):
+        series.next_occurrence_at = None
+        return
+    await _insert_occurrence(series, target, uow)
+    series.next_occurrence_at = target
+
+
+# --- API handlers ---------------------------------------------------------------------------------
+
+
+def _check_instants(series: RecurringTask) -> None:
+    """starts_at and until within the calendar the schedule can be worked out in, and in order."""
+    for name in ("starts_at", "until"):
+        value = getattr(series, name)
+        if value is not None and not EARLIEST <= value < LATEST:
+            raise Unprocessable(f"must be from {EARLIEST.date()} to before {LATEST.date()} (UTC)", name)
+    if series.until is not None and series.until <= series.starts_at:
+        raise Unprocessable("until must be later than starts_at", "until")
+
+
+def _touch_series(series: RecurringTask) -> None:
+    series.updated_at = utcnow()
+    series.version += 1
+
+
+async def _get_for_update(
+    uow: UnitOfWork, user_id: str, recurring_task_id: uuid.UUID, if_match: frozenset[int] | None
+) -> RecurringTask:
+    # The row lock serializes edits with the materializer and the completion consumer.
+    series = await uow.session.get(RecurringTask, recurring_task_id, with_for_update=True)
+    if series is None or series.user_id != user_id:
+        raise NotFound("no such recurring task")  # another user's is indistinguishable from none
+    if if_match is not None and series.version not in if_match:
+        raise PreconditionFailed(f"the recurring task is at version {series.version}; reload and retry")
+    return series
+
+
+async def create_recurring_task(
+    cmd: CreateRecurringTask, uow: UnitOfWork, now: datetime | None = None
+) -> dict[str, Any]:
+    """The new series' JSON; its first occurrence is created in the same transaction."""
+    now = now or utcnow()
+    values = cmd.fields.model_dump()
+    values["starts_at"] = values["starts_at"] or now
+    series = RecurringTask(user_id=cmd.user_id, **values)
+    series.updated_at = series.created_at
+    _check_instants(series)
+    async with uow:
+        uow.session.add(series)
+        uow.emit(RecurringTaskCreated(series))
+        await _replan(series, now, uow)
+        await uow.commit()
+    return recurring_json(series, now)
+
+
+async def update_recurring_task(
+    cmd: UpdateRecurringTask, uow: UnitOfWork, now: datetime | None = None
+) -> dict[str, Any]:
+    now = now or utcnow()
+    async with uow:
+        series = await _get_for_update(uow, cmd.user_id, cmd.recurring_task_id, cmd.if_match)
+        changes = dict(cmd.changes)
+        if "starts_at" in changes and changes["starts_at"] is None:
+            changes["starts_at"] = now  # a replace without starts_at: the default, as on create
+        changed = [name for name, value in changes.items() if getattr(series, name) != value]
+        if changed:
+            for name in changed:
+                setattr(series, name, changes[name])
+            _check_instants(series)
+            _touch_series(series)
+            uow.emit(RecurringTaskUpdated(series, tuple(changed)))
+            if set(changed) & set(SCHEDULING) or ("paused" in changed and not series.paused):
+                await _replan(series, now, uow)
+            await uow.commit()
+    return recurring_json(series, now)
+
+
+async def delete_recurring_task(cmd: DeleteRecurringTask, uow: UnitOfWork) -> None:
+    """Stops future occurrences; existing ones, the open upcoming one included, stay ordinary tasks."""
+    async with uow:
+        series = await _get_for_update(uow, cmd.user_id, cmd.recurring_task_id, cmd.if_match)
+        await uow.session.delete(series)
+        uow.emit(RecurringTaskDeleted(series))
+        await uow.commit()
+
+
+async def get_recurring_task(
+    user_id: str, recurring_task_id: uuid.UUID, uow: UnitOfWork, now: datetime | None = None
+) -> dict[str, Any]:
+    async with uow:
+        series = await uow.session.get(RecurringTask, recurring_task_id)
+    if series is None or series.user_id != user_id:
+        raise NotFound("no such recurring task")
+    return recurring_json(series, now or utcnow())
+
+
+def _keyset(raw: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) a cursor of ours holds; a forged one is 422, never reaches a query."""
+    cursor = decode_cursor(raw)
+    try:
+        created_at = datetime.fromisoformat(cursor["created_at"])
+        if created_at.tzinfo is None:
+            raise ValueError("naive datetime")
+        return created_at.astimezone(UTC), uuid.UUID(str(cursor["id"]))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
+
+
+async def list_recurring_tasks(
+    user_id: str, query: PageQuery, uow: UnitOfWork, now: datetime | None = None
+) -> Page:
+    """The user's series, oldest first, with a keyset cursor on (created_at, id)."""
+    keys = tuple_(RecurringTask.created_at, RecurringTask.id)
+    stmt = select(RecurringTask).where(RecurringTask.user_id == user_id)
+    if query.cursor:
+        stmt = stmt.where(keys > tuple_(*_keyset(query.cursor)))
+    stmt = stmt.order_by(RecurringTask.created_at, RecurringTask.id).limit(query.limit + 1)
+    async with uow:
+        rows = list((await uow.session.execute(stmt)).scalars())
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        next_cursor = encode_cursor({"created_at": rows[-1].created_at.isoformat(), "id": str(rows[-1].id)})
+    now = now or utcnow()
+    return Page([recurring_json(series, now) for series in rows], next_cursor)
+
+
+# --- the materializer (cron) ----------------------------------------------------------------------
+
+
+def _claim_due(now: datetime, batch: int) -> Select[tuple[RecurringTask]]:
+    # Reads only the due entries of the partial index ix_recurring_task_due, oldest first: a tick costs
+    # what is due, not how many series exist. FOR UPDATE SKIP LOCKED: overlapping ticks and replicas
+    # claim disjoint series instead of queueing on each other's locks.
+    return (
+        select(RecurringTask)
+        .where(_DUE, RecurringTask.next_occurrence_at <= now)
+        .order_by(RecurringTask.next_occurrence_at)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+
+
+async def _advance(series: RecurringTask, now: datetime, uow: UnitOfWork) -> tuple[bool, int, bool]:
+    """Create the occurrence after a passed one: (created, skipped, ended).
+
+    The next one is the first firing after `now`, never the ones missed while nothing ran: those are
+    only counted (at most SKIP_COUNT_CAP), so a catch-up costs one insert however long the downtime.
+    """
+    previous = series.next_occurrence_at
+    assert previous is not None
+    schedule = schedule_of(series)
+    end = now if series.until is None else min(now, series.until)
+    skipped = schedule.count_between(previous, end, cap=SKIP_COUNT_CAP) if end > previous else 0
+    series.occurrences_skipped += skipped
+    at = schedule.next_after(max(now, series.starts_at))
+    if not _allows(series, at, new=True):
+        series.next_occurrence_at = None
+        return False, skipped, True
+    created = await _insert_occurrence(series, at, uow) is not None
+    series.next_occurrence_at = at
+    return created, skipped, False
+
+
+async def materialize_due(
+    uow: UnitOfWork,
+    now: datetime | None = None,
+    batch: int = MATERIALIZE_BATCH,
+    max_batches: int = MATERIALIZE_MAX_BATCHES,
+) -> Materialized:
+    """One cron tick: for each schedule-anchored series whose upcoming occurrence has passed, create the
+    next. Batches of `batch` series, each batch one transaction, at most `max_batches` of them."""
+    now = now or utcnow()
+    due = created = skipped = ended = 0
+    for _ in range(max_batches):
+        async with uow:
+            claimed = list((await uow.session.execute(_claim_due(now, batch))).scalars())
+            for series in claimed:
+                made, missed, over = await _advance(series, now, uow)
+                created, skipped, ended = created + made, skipped + missed, ended + over
+            await uow.commit()
+        due += len(claimed)
+        if len(claimed) < batch:
+            break
+    return Materialized(due, created, skipped, ended)
+
+
+# --- the completion consumer ----------------------------------------------------------------------
+
+
+async def schedule_next_occurrence(event: InboundEvent, uow: UnitOfWork) -> Task | None:
+    """dev.todo.task.completed -> the next occurrence of a completion-anchored series, or nothing.
+
+    Runs inside the consumer's transaction. Only the series' current occurrence (the one at
+    next_occurrence_at) creates a successor, and creating it moves next_occurrence_at on: a duplicate
+    event, or a reopened and re-completed occurrence, finds it no longer current.
+    """
+    task = event.data.get("task")
+    try:
+        task_id = uuid.UUID(str(task["id"]))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise PoisonEvent(f"data.task has no valid id: {exc!r}") from exc
+    # The event says which task; the database says whose it is, and what state it is in.
+    occurrence = await uow.session.get(Task, task_id)
+    if occurrence is None:
+        return None  # deleted since
+    if occurrence.user_id != event.user_id:
+        raise PoisonEvent(f"task {task_id} does not belong to the event's user")
+    if occurrence.recurring_task_id is None:
+        return None
+    series = await uow.session.get(RecurringTask, occurrence.recurring_task_id, with_for_update=True)
+    if series is None:
+        return None  # the series was deleted: no more occurrences
+    if series.user_id != event.user_id:
+        raise PoisonEvent(f"recurring task {series.id} does not belong to the event's user")
+    if series.anchor is not Anchor.completion or series.paused:
+        return None  # the materializer plans schedule-anchored series; unpausing re-plans
+    if not occurrence.completed or occurrence.completed_at is None:
+        return None  # reopened since: its next completion schedules the successor
+    if occurrence.occurrence_at is None or occurrence.occurrence_at != series.next_occurrence_at:
+        log.info("task %s is not the current occurrence of %s: no successor", task_id, series.id)
+        return None
+    # Completed early, the first firing after completion would be this occurrence's own time again.
+    after = max(occurrence.completed_at, occurrence.occurrence_at, series.starts_at)
+    at = schedule_of(series).next_after(after)
+    if not _allows(series, at, new=True):
+        series.next_occurrence_at = None
+        return None
+    successor = await _insert_occurrence(series, at, uow)
+    series.next_occurrence_at = at
+    return successor
