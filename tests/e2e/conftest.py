@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from receiver import Receiver
 
 from todo_backend.devstack.runner import free_port
 
@@ -70,3 +71,11 @@ def token_for(jwt_secret: str) -> Callable[[str], dict[str, str]]:
         return {"Authorization": f"Bearer {jwt.encode(claims, jwt_secret, algorithm='HS256')}"}
 
     return headers
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook endpoint on 127.0.0.1 that records what it receives."""
+    r = Receiver(free_port())
+    yield r
+    r.stop()

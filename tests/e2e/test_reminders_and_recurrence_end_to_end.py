@@ -1,0 +1,108 @@
+"""Reminders and recurring tasks through the whole local stack; cron ticks run by hand, as an operator can."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from receiver import Receiver, wait_for
+
+Headers = Callable[[str], dict[str, str]]
+
+
+def tick(stack: str, function: str) -> dict[str, Any]:
+    response = httpx.post(f"{stack}/_fn/{function}/", timeout=60)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def occurrences(stack: str, headers: dict[str, str], series_id: str) -> list[dict[str, Any]]:
+    items = httpx.get(f"{stack}/api/tasks", params={"limit": 200}, headers=headers).json()["items"]
+    return sorted(
+        (t for t in items if t["recurring_task_id"] == series_id), key=lambda t: str(t["occurrence_at"])
+    )
+
+
+def test_a_task_due_in_30_minutes_yields_one_notification_and_one_signed_webhook_after_a_tick(
+    stack: str, token_for: Headers, receiver: Receiver
+) -> None:
+    headers = token_for(f"grace-{uuid.uuid4()}")
+    secret = "reminder-secret-of-some-length"
+    hook = {"url": receiver.url, "event_types": ["dev.todo.reminder.due"], "secret": secret}
+    assert httpx.post(f"{stack}/api/webhooks", json=hook, headers=headers).status_code == 201
+    due = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    task = httpx.post(f"{stack}/api/tasks", json={"title": "call the bank", "due_date": due}, headers=headers)
+    task_id = task.json()["id"]
+
+    tick(stack, "check-due-tasks")
+    tick(stack, "check-due-tasks")  # a second checker finds nothing left to remind
+
+    def notifications() -> list[dict[str, Any]]:
+        page = httpx.get(f"{stack}/api/notifications", params={"unread": "true"}, headers=headers).json()
+        return list(page["items"])
+
+    wait_for(lambda: len(notifications()) >= 1 and len(receiver.received) >= 1)
+    time.sleep(1.0)  # a duplicate would have arrived by now
+    [notification] = notifications()
+    assert notification["task_id"] == task_id and notification["title"] == "call the bank"
+    [(delivery_headers, body)] = receiver.received
+    event = json.loads(body)
+    assert (event["type"], event["subject"]) == ("dev.todo.reminder.due", task_id)
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert delivery_headers["x-todo-signature"] == f"sha256={expected}"
+    assert httpx.get(f"{stack}/api/tasks/{task_id}", headers=headers).json()["reminded_at"] is not None
+
+
+def test_an_every_minute_recurring_task_gains_occurrences(stack: str, token_for: Headers) -> None:
+    headers = token_for(f"heidi-{uuid.uuid4()}")
+    series = httpx.post(
+        f"{stack}/api/recurring-tasks",
+        json={"title": "stretch", "schedule": "*/1 * * * *", "timezone": "Europe/London"},
+        headers=headers,
+    ).json()
+    [first] = occurrences(stack, headers, series["id"])
+    assert first["due_date"] == first["occurrence_at"] == series["next_occurrences"][0]
+
+    # Once the first occurrence's minute has passed, a materializer tick creates the next one.
+    wait_for(
+        lambda: len(occurrences(stack, headers, series["id"])) >= 2,
+        seconds=90,
+        tick=lambda: tick(stack, "materialize-recurrences"),
+    )
+    first_two = occurrences(stack, headers, series["id"])[:2]
+    gap = datetime.fromisoformat(first_two[1]["occurrence_at"]) - datetime.fromisoformat(
+        first_two[0]["occurrence_at"]
+    )
+    assert gap == timedelta(minutes=1)
+
+
+def test_completing_a_completion_anchored_occurrence_creates_the_next(stack: str, token_for: Headers) -> None:
+    headers = token_for(f"ivan-{uuid.uuid4()}")
+    series = httpx.post(
+        f"{stack}/api/recurring-tasks",
+        json={
+            "title": "water plants",
+            "schedule": "0 9 * * *",
+            "timezone": "Asia/Kolkata",
+            "anchor": "completion",
+        },
+        headers=headers,
+    ).json()
+    [first] = occurrences(stack, headers, series["id"])
+    completed = httpx.post(f"{stack}/api/tasks/{first['id']}/complete", headers=headers).json()
+
+    # task.completed travels outbox -> broker -> trigger -> schedule-next-occurrence.
+    wait_for(lambda: len(occurrences(stack, headers, series["id"])) == 2)
+    nxt = occurrences(stack, headers, series["id"])[1]
+    assert nxt["completed"] is False
+    assert datetime.fromisoformat(nxt["occurrence_at"]) > datetime.fromisoformat(completed["completed_at"])
+    local = datetime.fromisoformat(nxt["occurrence_at"]).astimezone(ZoneInfo("Asia/Kolkata"))
+    assert (local.hour, local.minute) == (9, 0)
