@@ -33,7 +33,7 @@ from todo_backend.events import (
 from todo_backend.http import PageQuery, decode_cursor, encode_cursor
 from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task, utcnow
 from todo_backend.recurrence import Schedule
-from todo_backend.tasks import Page, _rearm_reminder, _touch
+from todo_backend.tasks import Page, rearm_reminder, touch
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ async def _insert_occurrence(series: RecurringTask, at: datetime, uow: UnitOfWor
         occurrence_at=at,
     )
     task.updated_at = task.created_at
-    _rearm_reminder(task)
+    rearm_reminder(task)
     stmt = (
         insert(Task)
         .values(**task.model_dump())
@@ -207,8 +207,8 @@ async def _replan(series: RecurringTask, now: datetime, uow: UnitOfWork) -> None
             series.next_occurrence_at = upcoming.occurrence_at
         else:
             upcoming.occurrence_at = upcoming.due_date = target
-            _rearm_reminder(upcoming)
-            _touch(upcoming)
+            rearm_reminder(upcoming)
+            touch(upcoming)
             uow.emit(TaskUpdated(upcoming, ("due_date", "occurrence_at")))
             series.next_occurrence_at = target
         return

@@ -99,7 +99,7 @@ async def create_task(cmd: CreateTask, uow: UnitOfWork) -> Created:
         task.updated_at = task.created_at
         if completed:
             task.completed_at = task.created_at
-        _rearm_reminder(task)
+        rearm_reminder(task)
         uow.session.add(task)
         uow.emit(TaskCreated(task))
         body = task_json(task)
@@ -121,8 +121,8 @@ async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
             if "completed" in changed:
                 task.completed_at = utcnow() if task.completed else None
             if {"due_date", "remind_before_minutes"} & set(changed):
-                _rearm_reminder(task)
-            _touch(task)
+                rearm_reminder(task)
+            touch(task)
             event = TaskCompleted if completing else TaskUpdated
             uow.emit(event(task, tuple(changed)))
             await uow.commit()
@@ -150,7 +150,7 @@ async def get_task(user_id: str, task_id: uuid.UUID, uow: UnitOfWork) -> Task:
         return task
 
 
-def _rearm_reminder(task: Task) -> None:
+def rearm_reminder(task: Task) -> None:
     """A new due date or lead time means a new reminder: fix its instant and forget the old one."""
     minutes = task.remind_before_minutes
     if minutes is None:
@@ -159,7 +159,7 @@ def _rearm_reminder(task: Task) -> None:
     task.reminded_at = None
 
 
-def _touch(task: Task) -> None:
+def touch(task: Task) -> None:
     task.updated_at = utcnow()
     task.version += 1
 
