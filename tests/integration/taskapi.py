@@ -1,17 +1,23 @@
-"""Test-side helpers for the task API: a per-user client routed by the catalog, SQL access, problem checks."""
+"""Test-side helpers for the API: the functions' in-process apps, a per-user client routed by the catalog,
+SQL access, problem checks."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 import httpx
 import jwt
+from functions_framework.aio import create_asgi_app
+from starlette.types import ASGIApp
 
 from todo_backend import catalog
 
@@ -22,6 +28,30 @@ TASK_FUNCTIONS = tuple(
 PROBLEM_JSON = "application/problem+json"
 MAX_PAGES = 100  # more than any test lists: paging that does not end is a failure, not a hang
 FRESH = object()  # a fresh valid token for the client's user
+
+
+def load_apps(functions: Iterable[catalog.Function]) -> dict[str, ASGIApp]:
+    """Each function's app as functions-framework builds it, in process, by function name."""
+    # functions-framework loads each source as module "main", appends its folder to sys.path and
+    # records the target in the environment; undo that so nothing leaks into other tests or processes.
+    saved_env = {k: os.environ.get(k) for k in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE")}
+    saved_path, saved_main = list(sys.path), sys.modules.get("main")
+    try:
+        return {
+            fn.name: create_asgi_app(target=fn.entry, source=str(fn.source), signature_type=fn.signature_type)
+            for fn in functions
+        }
+    finally:
+        sys.path[:] = saved_path
+        if saved_main is None:
+            sys.modules.pop("main", None)
+        else:
+            sys.modules["main"] = saved_main
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def mint(secret: str, sub: str, lifetime: int = 300, **claims: Any) -> str:
@@ -82,18 +112,19 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()
 
-    async def list_all(self, **params: Any) -> list[dict[str, Any]]:
-        """Every task the list returns for `params`, following next_cursor to the end."""
+    async def list_all(self, url: str = "/api/tasks", /, **params: Any) -> list[dict[str, Any]]:
+        """Every item the list at `url` (tasks by default) returns for `params`, following next_cursor to
+        the end."""
         items: list[dict[str, Any]] = []
         cursor = None
         for _ in range(MAX_PAGES):
-            page = await self.get("/api/tasks", params={**params, **({"cursor": cursor} if cursor else {})})
+            page = await self.get(url, params={**params, **({"cursor": cursor} if cursor else {})})
             assert page.status_code == 200, page.text
             items += page.json()["items"]
             cursor = page.json()["next_cursor"]
             if cursor is None:
                 return items
-        raise AssertionError(f"list paging did not end after {MAX_PAGES} pages")
+        raise AssertionError(f"{url} paging did not end after {MAX_PAGES} pages")
 
 
 @dataclass(frozen=True)
@@ -130,6 +161,12 @@ class Sql:
         )
         return task, event
 
+    async def delete_series_and_tasks(self, user_ids: list[str]) -> None:
+        """Delete these users' recurring tasks and tasks, so no later materializer tick or reminder scan
+        finds them."""
+        await self.pool.execute("DELETE FROM recurring_task WHERE user_id = ANY($1)", user_ids)
+        await self.pool.execute("DELETE FROM task WHERE user_id = ANY($1)", user_ids)
+
 
 async def _json_codec(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -137,6 +174,11 @@ async def _json_codec(connection: asyncpg.Connection) -> None:
 
 async def connect(database_url: str) -> Sql:
     return Sql(await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=_json_codec))
+
+
+def b64(data: Any) -> str:
+    """`data` as JSON in unpadded base64url, the encoding of a list cursor: to forge one."""
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:

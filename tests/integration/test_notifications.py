@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import smtplib
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
@@ -26,7 +24,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
-from functions_framework.aio import create_asgi_app
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,8 +31,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from taskapi import Api, Sql, assert_problem, mint
 
-from todo_backend import catalog, webhooks
 from todo_backend import email as todo_email
+from todo_backend import webhooks
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.db import get_sessionmaker
 from todo_backend.devstack.runner import free_port
@@ -45,70 +42,23 @@ from todo_backend.reminders import CheckDueTasks, check_due_tasks
 from todo_backend.settings import get_settings
 
 REMINDER_DUE = "dev.todo.reminder.due"
-APPS = (
-    "deliver-notification",
-    "list-notifications",
-    "mark-notification-read",
-    "create-webhook",
-    "delete-webhook",
-    "deliver-webhooks",
-)
-
-
-def load_apps(names: Sequence[str]) -> dict[str, Any]:
-    """The functions' functions-framework apps, in process. functions-framework loads each source as
-    module "main", extends sys.path and records the target in the environment: none of that may leak."""
-    saved_env = {k: os.environ.get(k) for k in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE")}
-    saved_path, saved_main = list(sys.path), sys.modules.get("main")
-    try:
-        return {
-            fn.name: create_asgi_app(target=fn.entry, source=str(fn.source), signature_type=fn.signature_type)
-            for fn in map(catalog.by_name, names)
-        }
-    finally:
-        sys.path[:] = saved_path
-        if saved_main is None:
-            sys.modules.pop("main", None)
-        else:
-            sys.modules["main"] = saved_main
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-async def notification_clients(database_url: str) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    clients = {
-        name: httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver")
-        for name, app in load_apps(APPS).items()
-    }
-    yield clients
-    for client in clients.values():
-        await client.aclose()
 
 
 @pytest.fixture
-def new_user(
-    function_clients: dict[str, httpx.AsyncClient],
-    notification_clients: dict[str, httpx.AsyncClient],
-    jwt_secret: str,
-) -> Callable[..., Api]:
-    """A user no other test has (`user_id` to choose the id), routed to the task and these functions."""
+def new_user(function_clients: dict[str, httpx.AsyncClient], jwt_secret: str) -> Callable[..., Api]:
+    """A user no other test has (`user_id` to choose the id), routed by the catalog like the gateway."""
 
     def make(user_id: str | None = None) -> Api:
-        clients = {**function_clients, **notification_clients}
-        return Api(clients, jwt_secret, user_id or f"user-{uuid.uuid4()}")
+        return Api(function_clients, jwt_secret, user_id or f"user-{uuid.uuid4()}")
 
     return make
 
 
 @pytest.fixture
-def deliver(notification_clients: dict[str, httpx.AsyncClient]) -> Callable[..., Any]:
+def deliver(function_clients: dict[str, httpx.AsyncClient]) -> Callable[..., Any]:
     async def post(event: CloudEvent, mode: str = "binary") -> httpx.Response:
         headers, body = (to_binary if mode == "binary" else to_structured)(event)
-        return await notification_clients["deliver-notification"].post("/", headers=headers, content=body)
+        return await function_clients["deliver-notification"].post("/", headers=headers, content=body)
 
     return post
 
@@ -137,17 +87,7 @@ async def reminder_events(
 
 async def notifications(user: Api, **params: Any) -> list[dict[str, Any]]:
     """Every notification the list returns for `params`, following next_cursor to the end."""
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page = await user.get(
-            "/api/notifications", params={**params, **({"cursor": cursor} if cursor else {})}
-        )
-        assert page.status_code == 200, page.text
-        items += page.json()["items"]
-        cursor = page.json()["next_cursor"]
-        if cursor is None:
-            return items
+    return await user.list_all("/api/notifications", **params)
 
 
 # --- deliver-notification -----------------------------------------------------------------------------
@@ -333,7 +273,7 @@ async def receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
 
 async def test_a_webhook_subscribed_to_reminders_receives_them_through_the_webhook_path(
-    alice: Api, notification_clients: dict[str, httpx.AsyncClient], receiver: tuple[str, list[dict[str, Any]]]
+    alice: Api, function_clients: dict[str, httpx.AsyncClient], receiver: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, received = receiver
     created = await alice.post("/api/webhooks", json={"url": url, "event_types": [REMINDER_DUE]})
@@ -341,7 +281,7 @@ async def test_a_webhook_subscribed_to_reminders_receives_them_through_the_webho
     try:
         [event] = await reminder_events(alice, "Hooked")
         headers, body = to_binary(event)
-        response = await notification_clients["deliver-webhooks"].post("/", headers=headers, content=body)
+        response = await function_clients["deliver-webhooks"].post("/", headers=headers, content=body)
         assert response.status_code == 200, response.text
         await webhooks.background_deliveries_done()
         [delivery] = received

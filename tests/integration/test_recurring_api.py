@@ -6,10 +6,6 @@ problems with field names, user isolation, pagination, next_occurrences, and the
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,9 +15,8 @@ import httpx
 import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
-from functions_framework.aio import create_asgi_app
 from sqlalchemy import select
-from taskapi import Api, Sql, assert_problem
+from taskapi import Api, Sql, assert_problem, b64
 
 from todo_backend import catalog
 from todo_backend.bootstrap import unit_of_work
@@ -53,56 +48,19 @@ def utc(text: str) -> str:
 # --- fixtures ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def recurring_clients(database_url: str) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """An httpx client per recurring function, over the app functions-framework builds for it."""
-    # As in conftest: functions-framework loads each source as module "main", extends sys.path and sets
-    # FUNCTION_TARGET/FUNCTION_SIGNATURE_TYPE; undo all of it.
-    saved_env = {k: os.environ.get(k) for k in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE")}
-    saved_path, saved_main = list(sys.path), sys.modules.get("main")
-    try:
-        apps = {
-            fn.name: create_asgi_app(target=fn.entry, source=str(fn.source), signature_type=fn.signature_type)
-            for fn in RECURRING_FUNCTIONS
-        }
-    finally:
-        sys.path[:] = saved_path
-        if saved_main is None:
-            sys.modules.pop("main", None)
-        else:
-            sys.modules["main"] = saved_main
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    clients = {
-        name: httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver")
-        for name, app in apps.items()
-    }
-    yield clients
-    for client in clients.values():
-        await client.aclose()
-
-
 @pytest.fixture
 async def users(
-    function_clients: dict[str, httpx.AsyncClient],
-    recurring_clients: dict[str, httpx.AsyncClient],
-    jwt_secret: str,
-    sql: Sql,
+    function_clients: dict[str, httpx.AsyncClient], jwt_secret: str, sql: Sql
 ) -> AsyncIterator[Callable[[], Api]]:
-    """New users over the task and recurring functions; their rows are deleted afterwards, so no later
-    materializer tick or reminder scan finds them."""
+    """New users over the functions' in-process apps; their rows are deleted afterwards."""
     made: list[str] = []
 
     def new() -> Api:
         made.append(f"recurring-{uuid.uuid4()}")
-        return Api({**function_clients, **recurring_clients}, jwt_secret, made[-1])
+        return Api(function_clients, jwt_secret, made[-1])
 
     yield new
-    await sql.pool.execute("DELETE FROM recurring_task WHERE user_id = ANY($1)", made)
-    await sql.pool.execute("DELETE FROM task WHERE user_id = ANY($1)", made)
+    await sql.delete_series_and_tasks(made)
 
 
 @pytest.fixture
@@ -487,15 +445,15 @@ async def schedules_the_next_occurrence(client: httpx.AsyncClient, user: str, sq
 
 
 async def test_the_materializer_entry_needs_no_token_and_answers_counts(
-    recurring_clients: dict[str, httpx.AsyncClient], users: Callable[[], Api], sql: Sql
+    function_clients: dict[str, httpx.AsyncClient], users: Callable[[], Api], sql: Sql
 ) -> None:
-    await materializes(recurring_clients[CRON], users().user_id, sql)
+    await materializes(function_clients[CRON], users().user_id, sql)
 
 
 async def test_the_consumer_entry_creates_the_successor_once_and_refuses_a_forged_user(
-    recurring_clients: dict[str, httpx.AsyncClient], users: Callable[[], Api], sql: Sql
+    function_clients: dict[str, httpx.AsyncClient], users: Callable[[], Api], sql: Sql
 ) -> None:
-    await schedules_the_next_occurrence(recurring_clients[CONSUMER], users().user_id, sql)
+    await schedules_the_next_occurrence(function_clients[CONSUMER], users().user_id, sql)
 
 
 # --- each function as its own process ---------------------------------------------------------------
@@ -587,10 +545,6 @@ async def test_an_instant_at_the_edge_of_the_calendar_is_stored_or_refused_never
         assert (await alice.get(url)).json() == response.json()
         patched = await alice.patch(url, json=fields)
         assert patched.status_code == 200, patched.text
-
-
-def b64(data: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(

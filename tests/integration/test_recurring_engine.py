@@ -67,8 +67,7 @@ async def users(sql: Sql) -> AsyncIterator[Callable[[], str]]:
         return made[-1]
 
     yield new
-    await sql.pool.execute("DELETE FROM recurring_task WHERE user_id = ANY($1)", made)
-    await sql.pool.execute("DELETE FROM task WHERE user_id = ANY($1)", made)
+    await sql.delete_series_and_tasks(made)
 
 
 @pytest.fixture

@@ -7,22 +7,17 @@ Ticks see every due task in the shared test database, so assertions look only at
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from functions_framework.aio import create_asgi_app
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from taskapi import Api, Sql
 
 from todo_backend.bootstrap import unit_of_work
-from todo_backend.catalog import by_name
 from todo_backend.events import to_cloudevent_json
 from todo_backend.messaging import topic_for
 from todo_backend.models import TaskEvent, rfc3339, utcnow
@@ -295,25 +290,10 @@ async def test_the_checkers_scan_walks_the_open_reminder_index(sql: Sql) -> None
 # --- the function ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def checker(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """check-due-tasks' functions-framework app, in process (isolated as the conftest's task apps are)."""
-    fn = by_name("check-due-tasks")
-    saved_env = {k: os.environ.get(k) for k in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE")}
-    saved_path, saved_main = list(sys.path), sys.modules.get("main")
-    try:
-        app = create_asgi_app(target=fn.entry, source=str(fn.source), signature_type=fn.signature_type)
-    finally:
-        sys.path[:] = saved_path
-        if saved_main is None:
-            sys.modules.pop("main", None)
-        else:
-            sys.modules["main"] = saved_main
-        os.environ.update({k: v for k, v in saved_env.items() if v is not None})
-        for key in [k for k, v in saved_env.items() if v is None]:
-            os.environ.pop(key, None)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as client:
-        yield client
+@pytest.fixture
+def checker(function_clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
+    """check-due-tasks' functions-framework app, in process."""
+    return function_clients["check-due-tasks"]
 
 
 async def test_the_cron_function_needs_no_token_and_answers_json_counts(

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from taskapi import Api, Sql, assert_problem
+from taskapi import Api, Sql, assert_problem, b64
 
 TASK = "/api/tasks/{id}"
 LIMIT = 64 * 1024
@@ -39,10 +39,6 @@ async def snapshot(api: Api, sql: Sql, task_id: str) -> tuple[tuple[int, int], d
     row = await sql.task_row(task_id)
     assert row is not None
     return await sql.counts(api.user_id), dict(row)
-
-
-def b64(data: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
 # --- 401 -------------------------------------------------------------------------------------------

@@ -32,18 +32,7 @@ async def a_lifecycle(api: Api) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 async def history(api: Api, task_id: str, **params: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(20):
-        page = await api.get(
-            f"/api/tasks/{task_id}/events", params={**params, **({"cursor": cursor} if cursor else {})}
-        )
-        assert page.status_code == 200, page.text
-        items += page.json()["items"]
-        cursor = page.json()["next_cursor"]
-        if cursor is None:
-            return items
-    raise AssertionError("history paging did not end")
+    return await api.list_all(f"/api/tasks/{task_id}/events", **params)
 
 
 async def test_history_lists_the_tasks_cloudevents_oldest_first_even_after_delete(alice: Api) -> None:

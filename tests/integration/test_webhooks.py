@@ -10,8 +10,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,7 +20,6 @@ import httpx
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
-from functions_framework.aio import create_asgi_app
 from taskapi import Api, Sql, assert_problem
 
 from todo_backend import catalog, webhooks
@@ -127,56 +124,19 @@ def verify_signature(request: Received, secret: str) -> None:
     assert hmac.compare_digest(request.headers["x-todo-signature"], expected)
 
 
-# --- the functions' apps ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-async def webhook_clients(
-    function_clients: dict[str, httpx.AsyncClient],
-) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """An httpx client per webhook function over its functions-framework app, in process."""
-    # As the task functions' fixture does: functions-framework loads each source as module "main" and
-    # records the target in the environment; nothing of that may leak into other tests.
-    saved_env = {k: os.environ.get(k) for k in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE")}
-    saved_path, saved_main = list(sys.path), sys.modules.get("main")
-    try:
-        apps = {
-            fn.name: create_asgi_app(target=fn.entry, source=str(fn.source), signature_type=fn.signature_type)
-            for fn in WEBHOOK_FUNCTIONS
-        }
-    finally:
-        sys.path[:] = saved_path
-        if saved_main is None:
-            sys.modules.pop("main", None)
-        else:
-            sys.modules["main"] = saved_main
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    clients = {
-        name: httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver")
-        for name, app in apps.items()
-    }
-    yield clients
-    for client in clients.values():
-        await client.aclose()
+# --- users and the functions' in-process apps ---------------------------------------------------------
 
 
 @pytest.fixture
 async def new_user(
-    function_clients: dict[str, httpx.AsyncClient],
-    webhook_clients: dict[str, httpx.AsyncClient],
-    jwt_secret: str,
-    sql: Sql,
+    function_clients: dict[str, httpx.AsyncClient], jwt_secret: str, sql: Sql
 ) -> AsyncIterator[Callable[[], Api]]:
-    """A user no other test has, routed to task and webhook functions; their webhooks (and so their
+    """A user no other test has, routed by the catalog like the gateway; their webhooks (and so their
     deliveries) are deleted afterwards, so no retry tick of a later test meets them."""
     users: list[Api] = []
 
     def make() -> Api:
-        users.append(Api({**function_clients, **webhook_clients}, jwt_secret, f"user-{uuid.uuid4()}"))
+        users.append(Api(function_clients, jwt_secret, f"user-{uuid.uuid4()}"))
         return users[-1]
 
     yield make
@@ -185,24 +145,14 @@ async def new_user(
 
 
 @pytest.fixture
-def alice(new_user: Callable[[], Api]) -> Api:
-    return new_user()
+def deliver(function_clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return function_clients["deliver-webhooks"]
 
 
 @pytest.fixture
-def bob(new_user: Callable[[], Api]) -> Api:
-    return new_user()
-
-
-@pytest.fixture
-def deliver(webhook_clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
-    return webhook_clients["deliver-webhooks"]
-
-
-@pytest.fixture
-def retry(webhook_clients: dict[str, httpx.AsyncClient]) -> Callable[[], Any]:
+def retry(function_clients: dict[str, httpx.AsyncClient]) -> Callable[[], Any]:
     async def tick() -> dict[str, int]:
-        response = await webhook_clients["retry-webhook-deliveries"].post("/")
+        response = await function_clients["retry-webhook-deliveries"].post("/")
         assert response.status_code == 200, response.text
         return response.json()
 
