@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from todo_backend.db import get_sessionmaker
-from todo_backend.messaging import Publisher
+from todo_backend.messaging import DaprPublisher, EventPublisher, Publisher
 from todo_backend.models import TaskEvent
 from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
@@ -21,9 +21,11 @@ def unit_of_work(source: str) -> UnitOfWork:
 
 
 @lru_cache(maxsize=1)
-def get_publisher() -> Publisher | None:
+def get_publisher() -> EventPublisher | None:
     """The process's publisher; None where no broker is configured (rows wait for a relay)."""
     settings = get_settings()
+    if settings.publisher == "dapr":
+        return DaprPublisher(settings)
     return Publisher(settings) if settings.kafka_bootstrap_servers else None
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from todo_backend.events import to_cloudevent_json
 from todo_backend.models import TaskEvent
 from todo_backend.settings import Settings
 
 if TYPE_CHECKING:
+    import httpx
     from aiokafka import AIOKafkaProducer
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,21 @@ def to_kafka_record(row: TaskEvent) -> tuple[Any, list[tuple[str, bytes]], Any]:
     return message.key, list(message.headers.items()), message.value
 
 
+class EventPublisher(Protocol):
+    """What the relay and the fast path publish through."""
+
+    async def ensure_topics(self) -> None: ...
+    async def publish(self, rows: list[TaskEvent]) -> None: ...
+    async def close(self) -> None: ...
+
+
 class Publisher:
-    """One producer per process, started on first use and re-created after a failure."""
+    """Direct to the broker: one producer per process, started on first use, re-created after a failure."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
-        self._topics_ready = False
 
     async def _started(self) -> AIOKafkaProducer:
         async with self._lock:
@@ -118,3 +126,45 @@ class Publisher:
             producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+
+
+class DaprPublisher:
+    """Publishes through the Dapr sidecar's pub/sub API (component `pubsub.kafka`) records equal to the
+    direct publisher's: `rawPayload` makes the body the record value, `partitionKey` the record key,
+    and every other metadata entry a header (the component excludes rawPayload and partitionKey from
+    the headers). All or nothing: Dapr's producer partitions keys with FNV-1a, the direct one with
+    murmur2, so one topic written by both would not keep a task's events in order. docs/deploy.md.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: httpx.AsyncClient | None = None
+
+    async def ensure_topics(self) -> None:
+        """Dapr cannot create topics: in the cluster infra/create-topics.sh does."""
+
+    async def publish(self, rows: list[TaskEvent]) -> None:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{self.settings.dapr_http_port}",
+                timeout=self.settings.kafka_publish_timeout_seconds * 2,
+            )
+        for row in rows:  # one at a time: each publish returns once the broker acknowledged it
+            key, headers, value = to_kafka_record(row)
+            metadata = {"rawPayload": "true", "partitionKey": key.decode()}
+            metadata.update((name, raw.decode()) for name, raw in headers)
+            topic = topic_for(row.type, self.settings)
+            response = await self._client.post(
+                f"/v1.0/publish/{self.settings.dapr_pubsub_name}/{topic}",
+                params={f"metadata.{k}": v for k, v in metadata.items()},
+                content=value,
+                headers={"Content-Type": "application/json"},
+            )
+            response.raise_for_status()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from todo_backend.messaging import Publisher
+from todo_backend.messaging import EventPublisher
 from todo_backend.models import TaskEvent
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ _TRY_LOCK_KEYS = text(
 )
 
 
-async def _publish_unpublished(session: AsyncSession, publisher: Publisher, keys: Sequence[str]) -> int:
+async def _publish_unpublished(session: AsyncSession, publisher: EventPublisher, keys: Sequence[str]) -> int:
     """Publish and mark every unpublished row of `keys` (whose locks the caller holds)."""
     rows = list(
         (
@@ -52,7 +52,7 @@ async def _publish_unpublished(session: AsyncSession, publisher: Publisher, keys
 
 
 async def publish_committed(
-    sessions: async_sessionmaker[AsyncSession], publisher: Publisher, rows: Sequence[TaskEvent]
+    sessions: async_sessionmaker[AsyncSession], publisher: EventPublisher, rows: Sequence[TaskEvent]
 ) -> int:
     """The fast path: right after a commit, publish that commit's rows (and any earlier ones of the
     same keys still waiting, so per-key order holds). Waits briefly for a key a relay is publishing."""
@@ -72,7 +72,7 @@ class RelayResult:
 
 async def relay_outbox(
     sessions: async_sessionmaker[AsyncSession],
-    publisher: Publisher,
+    publisher: EventPublisher,
     *,
     grace_seconds: float,
     batch_size: int,

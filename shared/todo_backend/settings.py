@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = 10.0
     db_connect_timeout_seconds: float = 5.0
 
+    # "dapr": publish through the sidecar's pub/sub component instead of to the broker directly.
+    publisher: Literal["kafka", "dapr"] = "kafka"
+    dapr_pubsub_name: str = "pubsub-redpanda"
     # Unset: no broker here; outbox rows wait for a relay that has one.
     kafka_bootstrap_servers: str | None = None
     # Redpanda supports the idempotent producer; the embedded Tansu broker rejects it.
