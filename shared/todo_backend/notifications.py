@@ -16,17 +16,17 @@ from typing import Any
 
 from cloudevents.abstract import AnyCloudEvent
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from starlette.exceptions import HTTPException
 
 from todo_backend.catalog import Function
 from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner, consume
 from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
-from todo_backend.errors import NotFound, Unprocessable
-from todo_backend.http import PageQuery, decode_cursor, encode_cursor
+from todo_backend.errors import NotFound
+from todo_backend.http import PageQuery
 from todo_backend.models import Notification, NotificationPublic, utcnow
-from todo_backend.tasks import Page
+from todo_backend.paging import Page, by_creation, creation_page
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -175,30 +175,15 @@ def notification_json(notification: Notification) -> dict[str, Any]:
     return NotificationPublic.model_validate(notification).model_dump(mode="json")
 
 
-def _keyset(raw: str) -> tuple[datetime, uuid.UUID]:
-    cursor = decode_cursor(raw)
-    try:
-        created_at = datetime.fromisoformat(cursor["created_at"])
-        return created_at, uuid.UUID(cursor["id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
-
-
 async def list_notifications(user_id: str, query: NotificationQuery, uow: UnitOfWork) -> Page:
     """The user's notifications, newest first (only unread ones if asked)."""
     stmt = select(Notification).where(Notification.user_id == user_id)
     if query.unread:
         stmt = stmt.where(Notification.read_at.is_(None))  # the partial index ix_notification_user_unread
-    if query.cursor:
-        stmt = stmt.where(tuple_(Notification.created_at, Notification.id) < tuple_(*_keyset(query.cursor)))
-    stmt = stmt.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(query.limit + 1)
     async with uow:
-        rows = list((await uow.session.execute(stmt)).scalars())
-    next_cursor = None
-    if len(rows) > query.limit:
-        rows = rows[: query.limit]
-        next_cursor = encode_cursor({"created_at": rows[-1].created_at.isoformat(), "id": str(rows[-1].id)})
-    return Page([notification_json(r) for r in rows], next_cursor)
+        page = by_creation(stmt, Notification, query, newest_first=True)
+        rows = list((await uow.session.execute(page)).scalars())
+    return creation_page(rows, query.limit, notification_json)
 
 
 async def mark_read(cmd: MarkNotificationRead, uow: UnitOfWork) -> Notification:

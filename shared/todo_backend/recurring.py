@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from todo_backend.consumers import InboundEvent, PoisonEvent
@@ -30,10 +30,11 @@ from todo_backend.events import (
     TaskUpdated,
     recurring_task_json,
 )
-from todo_backend.http import PageQuery, decode_cursor, encode_cursor
+from todo_backend.http import PageQuery
 from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task, utcnow
+from todo_backend.paging import Page, by_creation, creation_page
 from todo_backend.recurrence import Schedule
-from todo_backend.tasks import Page, rearm_reminder, touch
+from todo_backend.tasks import rearm_reminder, touch
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -312,35 +313,20 @@ async def get_recurring_task(
     return recurring_json(series, now or utcnow())
 
 
-def _keyset(raw: str) -> tuple[datetime, uuid.UUID]:
-    """The (created_at, id) a cursor of ours holds; a forged one is 422, never reaches a query."""
-    cursor = decode_cursor(raw)
-    try:
-        created_at = datetime.fromisoformat(cursor["created_at"])
-        if created_at.tzinfo is None:
-            raise ValueError("naive datetime")
-        return created_at.astimezone(UTC), uuid.UUID(str(cursor["id"]))
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
-
-
 async def list_recurring_tasks(
     user_id: str, query: PageQuery, uow: UnitOfWork, now: datetime | None = None
 ) -> Page:
     """The user's series, oldest first, with a keyset cursor on (created_at, id)."""
-    keys = tuple_(RecurringTask.created_at, RecurringTask.id)
-    stmt = select(RecurringTask).where(RecurringTask.user_id == user_id)
-    if query.cursor:
-        stmt = stmt.where(keys > tuple_(*_keyset(query.cursor)))
-    stmt = stmt.order_by(RecurringTask.created_at, RecurringTask.id).limit(query.limit + 1)
+    stmt = by_creation(
+        select(RecurringTask).where(RecurringTask.user_id == user_id),
+        RecurringTask,
+        query,
+        newest_first=False,
+    )
     async with uow:
         rows = list((await uow.session.execute(stmt)).scalars())
-    next_cursor = None
-    if len(rows) > query.limit:
-        rows = rows[: query.limit]
-        next_cursor = encode_cursor({"created_at": rows[-1].created_at.isoformat(), "id": str(rows[-1].id)})
     now = now or utcnow()
-    return Page([recurring_json(series, now) for series in rows], next_cursor)
+    return creation_page(rows, query.limit, lambda series: recurring_json(series, now))
 
 
 # --- the materializer (cron) ----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from todo_backend.models import (
     no_nul,
     utcnow,
 )
+from todo_backend.paging import Page
 from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
 
@@ -240,15 +241,6 @@ class _Cursor(BaseModel):
     priority: Annotated[Priority, Field(strict=False)] | None = None
     created_at: Annotated[Instant, Field(strict=False)] | None = None
     title: str | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_cursor: str | None = None
-
-    def json(self) -> dict[str, Any]:
-        return {"items": self.items, "next_cursor": self.next_cursor}
 
 
 def _sort_keys(sort: str) -> tuple[list[tuple[str, ColumnElement[Any]]], bool]:

@@ -21,19 +21,19 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
 import httpx
-from sqlalchemy import RowMapping, delete, func, select, text, tuple_, update
+from sqlalchemy import RowMapping, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from todo_backend.catalog import REMINDER_DUE, TASK_EVENT_TYPES
 from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner
 from todo_backend.errors import DomainError, NotFound, Unprocessable
-from todo_backend.http import PageQuery, decode_cursor, encode_cursor
+from todo_backend.http import PageQuery
 from todo_backend.models import (
     Webhook,
     WebhookCreate,
@@ -41,8 +41,8 @@ from todo_backend.models import (
     WebhookDeliveryPublic,
     WebhookPublic,
 )
+from todo_backend.paging import Page, by_creation, creation_page
 from todo_backend.settings import Settings, get_settings
-from todo_backend.tasks import Page
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -260,35 +260,12 @@ async def delete_webhook(cmd: DeleteWebhook, uow: UnitOfWork) -> None:
         await uow.commit()
 
 
-def _keyset(raw: str) -> tuple[datetime, uuid.UUID]:
-    cursor = decode_cursor(raw)
-    try:
-        # In UTC, as issued: a forged naive or out-of-range instant fails here, not in the database.
-        created_at = datetime.fromisoformat(cursor["created_at"])
-        if created_at.tzinfo is None:
-            raise ValueError("naive")
-        return created_at.astimezone(UTC), uuid.UUID(cursor["id"])
-    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
-        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
-
-
-def _next_cursor(rows: list[Any], limit: int) -> str | None:
-    if len(rows) <= limit:
-        return None
-    last = rows[limit - 1]
-    return encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
-
-
 async def list_webhooks(user_id: str, query: PageQuery, uow: UnitOfWork) -> Page:
     """The user's subscriptions, oldest first (without their secrets)."""
-    keys = tuple_(Webhook.created_at, Webhook.id)
-    stmt = select(Webhook).where(Webhook.user_id == user_id)
-    if query.cursor:
-        stmt = stmt.where(keys > tuple_(*_keyset(query.cursor)))
-    stmt = stmt.order_by(Webhook.created_at, Webhook.id).limit(query.limit + 1)
+    stmt = by_creation(select(Webhook).where(Webhook.user_id == user_id), Webhook, query, newest_first=False)
     async with uow:
         rows = list((await uow.session.execute(stmt)).scalars())
-    return Page([webhook_json(r) for r in rows[: query.limit]], _next_cursor(rows, query.limit))
+    return creation_page(rows, query.limit, webhook_json)
 
 
 class DeliveryQuery(PageQuery):
@@ -299,20 +276,18 @@ class DeliveryQuery(PageQuery):
 
 async def list_deliveries(user_id: str, webhook_id: uuid.UUID, query: DeliveryQuery, uow: UnitOfWork) -> Page:
     """A subscription's deliveries, newest first."""
-    keys = tuple_(WebhookDelivery.created_at, WebhookDelivery.id)
     stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
     if query.status:
         stmt = stmt.where(WebhookDelivery.status == query.status)
-    if query.cursor:
-        stmt = stmt.where(keys < tuple_(*_keyset(query.cursor)))
-    stmt = stmt.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(query.limit + 1)
+    stmt = by_creation(stmt, WebhookDelivery, query, newest_first=True)
     async with uow:
         owner = await uow.session.scalar(select(Webhook.user_id).where(Webhook.id == webhook_id))
         if owner != user_id:
             raise NotFound("no such webhook")
         rows = list((await uow.session.execute(stmt)).scalars())
-    items = [WebhookDeliveryPublic.model_validate(r).model_dump(mode="json") for r in rows[: query.limit]]
-    return Page(items, _next_cursor(rows, query.limit))
+    return creation_page(
+        rows, query.limit, lambda r: WebhookDeliveryPublic.model_validate(r).model_dump(mode="json")
+    )
 
 
 # --- queueing: the deliver-webhooks consumer's effect -------------------------------------------------

@@ -1,0 +1,58 @@
+"""Cursor pagination: a page of JSON items, and the (created_at, id) keyset most lists page by."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, tuple_
+
+from todo_backend.errors import Unprocessable
+from todo_backend.http import PageQuery, decode_cursor, encode_cursor
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        return {"items": self.items, "next_cursor": self.next_cursor}
+
+
+def _creation_keyset(raw: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) a cursor of ours holds; a forged one is 422 and never reaches a query."""
+    cursor = decode_cursor(raw)
+    try:
+        created_at = datetime.fromisoformat(cursor["created_at"])
+        if created_at.tzinfo is None:
+            raise ValueError("naive datetime")
+        return created_at.astimezone(UTC), uuid.UUID(cursor["id"])
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
+
+
+def by_creation(
+    stmt: Select[tuple[T]], entity: Any, query: PageQuery, *, newest_first: bool
+) -> Select[tuple[T]]:
+    """`stmt` in (created_at, id) order, past the query's cursor, one row more than a page."""
+    keys = tuple_(entity.created_at, entity.id)
+    if query.cursor:
+        after = tuple_(*_creation_keyset(query.cursor))
+        stmt = stmt.where(keys < after if newest_first else keys > after)
+    order = (entity.created_at.desc(), entity.id.desc()) if newest_first else (entity.created_at, entity.id)
+    return stmt.order_by(*order).limit(query.limit + 1)
+
+
+def creation_page(rows: Sequence[Any], limit: int, render: Callable[[Any], Any]) -> Page:
+    """The page of rows `by_creation` fetched: the extra row, if any, says another page follows."""
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"created_at": rows[-1].created_at.isoformat(), "id": str(rows[-1].id)})
+    return Page([render(row) for row in rows], next_cursor)
