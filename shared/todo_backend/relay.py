@@ -47,6 +47,8 @@ async def _publish_unpublished(session: AsyncSession, publisher: EventPublisher,
             update(TaskEvent)
             .where(TaskEvent.sequence.in_([r.sequence for r in rows]))
             .values(published_at=func.now())
+            # The rows are not used after this: no need to match the WHERE against each loaded one.
+            .execution_options(synchronize_session=False)
         )
     return len(rows)
 

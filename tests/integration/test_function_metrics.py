@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 
-# A fresh interpreter is a cold start: the metrics are created by the first observations, which the
-# HTTP wrapper makes from Starlette's thread pool, one thread per concurrent request.
+# A fresh interpreter is a cold start: the metrics are created by the first observations. The HTTP
+# wrapper makes them on the event loop, but nothing stops another thread (Starlette's pool running a
+# sync background task, a library callback) from observing at the same moment: build them safely.
 COLD_START = """
-import json, threading, time
+import asyncio, json, threading, time
 import prometheus_client
 from prometheus_client import REGISTRY
 from todo_backend import metrics
@@ -32,7 +33,7 @@ errors = []
 def first_request():
     barrier.wait()
     try:
-        metrics.observe_request("create-task", "POST", 201, 0.01)
+        asyncio.run(metrics.observe_request("create-task", "POST", 201, 0.01))
     except Exception as exc:
         errors.append(type(exc).__name__)
 
