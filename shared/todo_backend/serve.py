@@ -24,6 +24,16 @@ def function_in(folder: str) -> Function:
     raise SystemExit(f"no catalog function lives in functions/{folder}")
 
 
+def functions_framework_args(fn: Function, port: str) -> list[str]:
+    return [
+        *("--target", fn.entry),
+        *("--source", f"functions/{fn.folder}/main.py"),
+        *("--signature-type", fn.signature_type),
+        "--asgi",
+        *("--port", port),
+    ]
+
+
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise SystemExit("usage: python -m todo_backend.serve <function folder>")
@@ -34,15 +44,7 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"{fn.name} refuses to start: {exc}") from exc
     from functions_framework._cli import _cli
 
-    _cli.main(
-        [
-            *("--target", fn.entry),
-            *("--source", f"functions/{fn.folder}/main.py"),
-            *("--signature-type", fn.signature_type),
-            "--asgi",
-            *("--port", os.environ.get("PORT", "8080")),
-        ]
-    )
+    _cli.main(functions_framework_args(fn, os.environ.get("PORT", "8080")))
 
 
 if __name__ == "__main__":
