@@ -30,7 +30,7 @@ from sqlalchemy import RowMapping, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from todo_backend.catalog import REMINDER_DUE, TASK_EVENT_TYPES
+from todo_backend.catalog import by_name
 from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner
 from todo_backend.errors import DomainError, NotFound, Unprocessable
 from todo_backend.http import PageQuery
@@ -47,8 +47,8 @@ from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-# The event types a subscription may name: those deliver-webhooks consumes. (To move to events.py.)
-SUBSCRIBABLE_TYPES: tuple[str, ...] = (*TASK_EVENT_TYPES, REMINDER_DUE)
+# The event types a subscription may name: those deliver-webhooks is declared to consume.
+SUBSCRIBABLE_TYPES: tuple[str, ...] = by_name("deliver-webhooks").event_types
 
 EXCERPT_CHARS = 512  # the most of a receiver's response body ever stored
 CLAIM_BATCH = 100  # deliveries one retry tick claims
