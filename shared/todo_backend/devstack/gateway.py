@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from todo_backend import catalog
+from todo_backend.http import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,9 @@ DOCS_HTML = """<!doctype html>
 """
 
 
-def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """An RFC 9457 problem, the error shape every function returns too."""
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
-    return JSONResponse(body, status, headers, media_type="application/problem+json")
+def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> Response:
+    """An RFC 9457 problem, in the shape every function answers with."""
+    return Problem(status, HTTPStatus(status).phrase, detail, headers=headers).response()
 
 
 def create_gateway(upstreams: dict[str, str]) -> Starlette:
