@@ -139,8 +139,7 @@ def recurring_json(series: RecurringTask, now: datetime) -> dict[str, Any]:
 # --- occurrences ----------------------------------------------------------------------------------
 
 
-async def _insert_occurrence(series: RecurringTask, at: datetime, uow: UnitOfWork) -> Task | None:
-    """Create the series' occurrence at `at`, unless it exists already (then None, and nothing counted)."""
+def _occurrence(series: RecurringTask, at: datetime) -> Task:
     task = Task(
         user_id=series.user_id,
         title=series.title,
@@ -154,17 +153,34 @@ async def _insert_occurrence(series: RecurringTask, at: datetime, uow: UnitOfWor
     )
     task.updated_at = task.created_at
     rearm_reminder(task)
+    return task
+
+
+async def _insert_occurrences(
+    planned: list[tuple[RecurringTask, datetime]], uow: UnitOfWork
+) -> dict[uuid.UUID, Task]:
+    """Create each series' occurrence at its time in one statement, skipping those that exist already;
+    the ones created, by series id, counted and announced."""
+    if not planned:
+        return {}
+    tasks = {series.id: _occurrence(series, at) for series, at in planned}
     stmt = (
         insert(Task)
-        .values(**task.model_dump())
+        .values([task.model_dump() for task in tasks.values()])
         .on_conflict_do_nothing(index_elements=["recurring_task_id", "occurrence_at"])
-        .returning(Task.id)
+        .returning(Task.recurring_task_id)
     )
-    if (await uow.session.execute(stmt)).first() is None:
-        return None
-    series.occurrences_created += 1
-    uow.emit(TaskCreated(task))
-    return task
+    created = {series_id for (series_id,) in await uow.session.execute(stmt)}
+    for series, _ in planned:
+        if series.id in created:
+            series.occurrences_created += 1
+            uow.emit(TaskCreated(tasks[series.id]))
+    return {series_id: tasks[series_id] for series_id in created}
+
+
+async def _insert_occurrence(series: RecurringTask, at: datetime, uow: UnitOfWork) -> Task | None:
+    """Create the series' occurrence at `at`, unless it exists already (then None, and nothing counted)."""
+    return (await _insert_occurrences([(series, at)], uow)).get(series.id)
 
 
 def _occurrences(series: RecurringTask) -> Select[tuple[Task]]:
@@ -345,8 +361,9 @@ def _claim_due(now: datetime, batch: int) -> Select[tuple[RecurringTask]]:
     )
 
 
-async def _advance(series: RecurringTask, now: datetime, uow: UnitOfWork) -> tuple[bool, int, bool]:
-    """Create the occurrence after a passed one: (created, skipped, ended).
+def _advance(series: RecurringTask, now: datetime) -> tuple[datetime | None, int]:
+    """Plan the occurrence after a passed one: its time (None: the series has ended), and how many
+    firings were missed.
 
     The next one is the first firing after `now`, never the ones missed while nothing ran: those are
     only counted (at most SKIP_COUNT_CAP), so a catch-up costs one insert however long the downtime.
@@ -358,12 +375,8 @@ async def _advance(series: RecurringTask, now: datetime, uow: UnitOfWork) -> tup
     skipped = schedule.count_between(previous, end, cap=SKIP_COUNT_CAP) if end > previous else 0
     series.occurrences_skipped += skipped
     at = schedule.next_after(max(now, series.starts_at))
-    if not _allows(series, at, new=True):
-        series.next_occurrence_at = None
-        return False, skipped, True
-    created = await _insert_occurrence(series, at, uow) is not None
-    series.next_occurrence_at = at
-    return created, skipped, False
+    series.next_occurrence_at = at if _allows(series, at, new=True) else None
+    return series.next_occurrence_at, skipped
 
 
 async def materialize_due(
@@ -373,15 +386,23 @@ async def materialize_due(
     max_batches: int = MATERIALIZE_MAX_BATCHES,
 ) -> Materialized:
     """One cron tick: for each schedule-anchored series whose upcoming occurrence has passed, create the
-    next. Batches of `batch` series, each batch one transaction, at most `max_batches` of them."""
+    next. Batches of `batch` series, each batch one transaction and one INSERT of its occurrences, at
+    most `max_batches` of them."""
     now = now or utcnow()
     due = created = skipped = ended = 0
     for _ in range(max_batches):
         async with uow:
             claimed = list((await uow.session.execute(_claim_due(now, batch))).scalars())
-            for series in claimed:
-                made, missed, over = await _advance(series, now, uow)
-                created, skipped, ended = created + made, skipped + missed, ended + over
+            planned: list[tuple[RecurringTask, datetime]] = []
+            with uow.session.no_autoflush:  # the series' new state is written once, at commit
+                for series in claimed:
+                    at, missed = _advance(series, now)
+                    skipped += missed
+                    if at is None:
+                        ended += 1
+                    else:
+                        planned.append((series, at))
+                created += len(await _insert_occurrences(planned, uow))
             await uow.commit()
         due += len(claimed)
         if len(claimed) < batch:
