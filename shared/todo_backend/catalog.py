@@ -122,8 +122,8 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("materialize-recurrences", "Create the next occurrence of due series", schedule="* * * * *"),
     Function(
         "schedule-next-occurrence",
-        "After a completion-anchored occurrence is completed, create the next",
-        event_types=("dev.todo.task.completed",),
+        "After a completion-anchored occurrence is completed (or deleted), create the next",
+        event_types=("dev.todo.task.completed", "dev.todo.task.deleted"),
     ),
     Function("check-due-tasks", "Emit reminders that have fallen due", schedule="* * * * *"),
     Function("deliver-notification", "Turn a reminder into a notification", event_types=(REMINDER_DUE,)),

@@ -414,40 +414,56 @@ async def materialize_due(
 
 
 async def schedule_next_occurrence(event: InboundEvent, uow: UnitOfWork) -> Task | None:
-    """dev.todo.task.completed -> the next occurrence of a completion-anchored series, or nothing.
+    """dev.todo.task.completed (or .deleted) -> the next occurrence of a completion-anchored series.
 
     Runs inside the consumer's transaction. Only the series' current occurrence (the one at
     next_occurrence_at) creates a successor, and creating it moves next_occurrence_at on: a duplicate
-    event, or a reopened and re-completed occurrence, finds it no longer current.
+    event, or a reopened and re-completed occurrence, finds it no longer current. Deleting the current
+    occurrence hands on to the next one too, or the series would wait for an occurrence that is gone.
     """
     task = event.data.get("task")
     try:
         task_id = uuid.UUID(str(task["id"]))
+        if event.type == "dev.todo.task.deleted":
+            series_id = task["recurring_task_id"]
+            if series_id is None:
+                return None
+            occurrence_at = datetime.fromisoformat(task["occurrence_at"])
+            return await _succeed(event, uuid.UUID(series_id), occurrence_at, event.time or utcnow(), uow)
     except (TypeError, KeyError, ValueError) as exc:
-        raise PoisonEvent(f"data.task has no valid id: {exc!r}") from exc
+        raise PoisonEvent(f"data.task is not a task: {exc!r}") from exc
     # The event says which task; the database says whose it is, and what state it is in.
     occurrence = await uow.session.get(Task, task_id)
     if occurrence is None:
-        return None  # deleted since
+        return None  # deleted since: its deleted event hands on
     if occurrence.user_id != event.user_id:
         raise PoisonEvent(f"task {task_id} does not belong to the event's user")
-    if occurrence.recurring_task_id is None:
+    if occurrence.recurring_task_id is None or occurrence.occurrence_at is None:
         return None
-    series = await uow.session.get(RecurringTask, occurrence.recurring_task_id, with_for_update=True)
+    if not occurrence.completed or occurrence.completed_at is None:
+        return None  # reopened since: its next completion schedules the successor
+    return await _succeed(
+        event, occurrence.recurring_task_id, occurrence.occurrence_at, occurrence.completed_at, uow
+    )
+
+
+async def _succeed(
+    event: InboundEvent, series_id: uuid.UUID, occurrence_at: datetime, finished_at: datetime, uow: UnitOfWork
+) -> Task | None:
+    """The successor of the series' occurrence at `occurrence_at`, finished (completed or deleted) at
+    `finished_at`, if that is the series' current occurrence and the series wants one."""
+    series = await uow.session.get(RecurringTask, series_id, with_for_update=True)
     if series is None:
         return None  # the series was deleted: no more occurrences
     if series.user_id != event.user_id:
         raise PoisonEvent(f"recurring task {series.id} does not belong to the event's user")
     if series.anchor is not Anchor.completion or series.paused:
         return None  # the materializer plans schedule-anchored series; unpausing re-plans
-    if not occurrence.completed or occurrence.completed_at is None:
-        return None  # reopened since: its next completion schedules the successor
-    if occurrence.occurrence_at is None or occurrence.occurrence_at != series.next_occurrence_at:
-        log.info("task %s is not the current occurrence of %s: no successor", task_id, series.id)
+    if occurrence_at != series.next_occurrence_at:
+        log.info("%s is not the current occurrence of %s: no successor", occurrence_at, series.id)
         return None
-    # Completed early, the first firing after completion would be this occurrence's own time again.
-    after = max(occurrence.completed_at, occurrence.occurrence_at, series.starts_at)
-    at = schedule_of(series).next_after(after)
+    # Finished early, the first firing after that would be this occurrence's own time again.
+    at = schedule_of(series).next_after(max(finished_at, occurrence_at, series.starts_at))
     if not _allows(series, at, new=True):
         series.next_occurrence_at = None
         return None

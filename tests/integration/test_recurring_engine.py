@@ -42,7 +42,7 @@ from todo_backend.recurring import (
     schedule_next_occurrence,
     update_recurring_task,
 )
-from todo_backend.tasks import CompleteTask, UpdateTask, complete_task, update_task
+from todo_backend.tasks import CompleteTask, DeleteTask, UpdateTask, complete_task, delete_task, update_task
 
 T0 = datetime(2091, 1, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -124,13 +124,13 @@ def iso(value: datetime) -> str:
     return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-async def completed_event(task_id: uuid.UUID) -> CloudEvent:
-    """The newest dev.todo.task.completed CloudEvent of a task, as the broker would deliver it."""
+async def completed_event(task_id: uuid.UUID, event_type: str = "dev.todo.task.completed") -> CloudEvent:
+    """The newest CloudEvent of a type (completed by default) of a task, as the broker would deliver it."""
     async with get_sessionmaker()() as session:
         stored = (
             await session.execute(
                 select(TaskEvent)
-                .where(TaskEvent.subject == str(task_id), TaskEvent.type == "dev.todo.task.completed")
+                .where(TaskEvent.subject == str(task_id), TaskEvent.type == event_type)
                 .order_by(TaskEvent.sequence.desc())
                 .limit(1)
             )
@@ -556,6 +556,39 @@ async def test_a_duplicate_completion_event_creates_no_second_successor(sql: Sql
     assert await deliver(redelivered(event)) is None  # a second event of the same completion
     assert await times(sql, series) == [at(1, 9), at(2, 9)]
     assert (await row(sql, series))["occurrences_created"] == 2
+
+
+async def test_deleting_the_open_occurrence_of_a_completion_anchored_series_hands_on_to_the_next(
+    sql: Sql, user: str
+) -> None:
+    series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
+    [first] = await occurrences(sql, series)
+    await delete_task(DeleteTask(user, first["id"]), unit_of_work("delete-task"))
+    deleted = await completed_event(first["id"], "dev.todo.task.deleted")
+    assert await deliver(deleted) is not None
+    assert await times(sql, series) == [at(2, 9)]
+    assert (await row(sql, series))["next_occurrence_at"] == at(2, 9)
+    assert await deliver(redelivered(deleted)) is None  # no longer the current occurrence
+
+
+async def test_deleting_an_earlier_occurrence_creates_nothing(sql: Sql, user: str) -> None:
+    series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
+    [first] = await occurrences(sql, series)
+    await deliver(await complete(user, first["id"]))
+    await delete_task(DeleteTask(user, first["id"]), unit_of_work("delete-task"))
+    assert await deliver(await completed_event(first["id"], "dev.todo.task.deleted")) is None
+    assert await times(sql, series) == [at(2, 9)]
+
+
+async def test_a_deleted_event_naming_another_users_series_is_refused(sql: Sql, user: str) -> None:
+    series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
+    [first] = await occurrences(sql, series)
+    await delete_task(DeleteTask(user, first["id"]), unit_of_work("delete-task"))
+    forged = redelivered(await completed_event(first["id"], "dev.todo.task.deleted"), userid="mallory")
+    with pytest.raises(HTTPException) as refused:
+        await deliver(forged)
+    assert refused.value.status_code == 422
+    assert await times(sql, series) == []
 
 
 async def test_racing_completion_events_create_one_successor(sql: Sql, user: str) -> None:
