@@ -10,18 +10,14 @@ Goal on this machine: p50 under 100 ms, p99 under 500 ms.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,9 +27,8 @@ from typing import Any
 import asyncpg
 import harness
 import httpx
-import psutil
 
-from todo_backend.devstack.runner import free_port
+from todo_backend.devstack.runner import free_port, todo_run
 
 CREATED = "dev.todo.task.created"
 STACK_START_SECONDS = 180.0
@@ -93,10 +88,8 @@ class Receiver:
         self.server.server_close()
 
 
-@contextlib.contextmanager
-def todo_run(servers: harness.Services, log: Path) -> Iterator[str]:
-    """`todo run --port P` against our servers, as tests/e2e/conftest.py starts it; its gateway URL."""
-    port = free_port()
+def stack_env(servers: harness.Services) -> dict[str, str]:
+    """`todo run`'s environment against our servers, as tests/e2e/conftest.py gives it."""
     env = {
         **os.environ,
         "DATABASE_URL": servers.database_url,
@@ -106,40 +99,7 @@ def todo_run(servers: harness.Services, log: Path) -> Iterator[str]:
     env.pop("METRICS_PORT", None)
     if servers.embedded_broker:
         env["KAFKA_ENABLE_IDEMPOTENCE"] = "false"  # Tansu rejects the idempotent producer
-    todo = Path(sys.executable).with_name("todo")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(todo), "run", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STACK_START_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"todo run exited:\n{log.read_text()[-5000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the stack was not healthy in time:\n{log.read_text()[-5000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, which `todo run` turns into an orderly stop of every function; SIGKILL the lot if not."""
-    children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        for child in children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        process.kill()
-        process.wait()
+    return env
 
 
 @dataclass(frozen=True)
@@ -294,7 +254,7 @@ def main() -> None:
     with (
         harness.services(broker=True) as servers,
         tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp,
-        todo_run(servers, Path(tmp) / "stack.log") as gateway,
+        todo_run(stack_env(servers), Path(tmp) / "stack.log", STACK_START_SECONDS) as gateway,
     ):
         receiver = Receiver()
         headers = {"Authorization": f"Bearer {harness.token(f'latency-{uuid.uuid4()}')}"}

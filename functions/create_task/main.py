@@ -5,7 +5,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from todo_backend.bootstrap import unit_of_work
-from todo_backend.http import Problem, http_function, read_json, versioned_response
+from todo_backend.errors import Unprocessable
+from todo_backend.http import http_function, read_json, versioned_response
 from todo_backend.models import TaskCreate
 from todo_backend.tasks import CreateTask
 from todo_backend.tasks import create_task as handle
@@ -17,13 +18,7 @@ async def create_task(request: Request, user_id: str) -> Response:
     fields = await read_json(request, TaskCreate)
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 255:
-        raise Problem(
-            422,
-            "Unprocessable Content",
-            "Idempotency-Key must be 1-255 characters",
-            "validation-error",
-            [{"field": "Idempotency-Key", "message": "1-255 characters"}],
-        )
+        raise Unprocessable("Idempotency-Key must be 1-255 characters", "Idempotency-Key")
     result = await handle(CreateTask(user_id, fields, key), unit_of_work("create-task"))
     headers = {"Location": f"/api/tasks/{result.task['id']}"}
     if result.replayed:

@@ -105,13 +105,7 @@ async def read_json(request: Request, model: type[M]) -> M:
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Problem(400, "Bad Request", f"the body is not valid JSON: {exc}", "malformed-json") from exc
     if not isinstance(data, dict):
-        raise Problem(
-            422,
-            "Unprocessable Content",
-            "the body must be a JSON object",
-            "validation-error",
-            [{"field": "body", "message": "must be a JSON object"}],
-        )
+        raise Unprocessable("the body must be a JSON object", "body")
     return parse(model, data)
 
 

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import httpx
 import jwt
 import pytest
 from receiver import Receiver
 
-from todo_backend.devstack.runner import free_port
+from todo_backend.devstack.runner import free_port, todo_run
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +18,6 @@ def stack(
     database_url: str, kafka_bootstrap_servers: str, jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The gateway URL of a running `todo run`, against the test database and broker."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("stack") / "stack.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -33,33 +25,8 @@ def stack(
         "KAFKA_ENABLE_IDEMPOTENCE": "false",
         "JWT_SECRET": jwt_secret,
     }
-    todo = Path(sys.executable).with_name("todo")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(todo), "run", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"todo run exited:\n{log.read_text()[-5000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the stack was not healthy in time:\n{log.read_text()[-5000:]}")
-            time.sleep(0.3)
+    with todo_run(env, tmp_path_factory.mktemp("stack") / "stack.log") as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -323,3 +323,42 @@ def run(port: int = 8080) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def todo_run(env: Mapping[str, str], log: Path, timeout: float = 90.0) -> Iterator[str]:
+    """`todo run` in a process of its own, as a user starts it, with `env` as its whole environment and
+    its output in `log`; yields the gateway URL once /healthz answers 200. SIGTERM stops it in order;
+    what is still running after that is killed."""
+    import httpx
+    import psutil
+
+    port = free_port()
+    with log.open("wb") as out:
+        command = [str(Path(sys.executable).with_name("todo")), "run", "--port", str(port)]
+        process = subprocess.Popen(command, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"todo run exited:\n{log.read_text()[-5000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the stack was not healthy in time:\n{log.read_text()[-5000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        # Its functions run in sessions of their own: note them now, to kill them if it cannot.
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            for child in children:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            process.kill()
+            process.wait()
