@@ -94,3 +94,13 @@ def test_bad_requests_get_problem_details(stack: str, token_for: Headers) -> Non
 def test_each_function_is_reachable_by_name_locally(stack: str, token_for: Headers) -> None:
     response = httpx.get(f"{stack}/_fn/list-tasks/api/tasks", headers=token_for(f"dave-{uuid.uuid4()}"))
     assert response.status_code == 200 and response.json() == {"items": [], "next_cursor": None}
+
+
+def test_hostile_paths_get_problems_not_server_errors(stack: str, token_for: Headers) -> None:
+    headers = token_for(f"eve-{uuid.uuid4()}")
+    # httpx sends these as written: it keeps percent-escapes and, with no dot segment, nothing to remove.
+    for path in ["/api/tasks/%00", "/api/tasks/..%2Fwebhooks", "/_fn/get-task/..%2F..%2Fapi%2Fwebhooks"]:
+        response = httpx.get(f"{stack}{path}", headers=headers)
+        assert response.status_code == 400, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert httpx.get(f"{stack}/api/tasks/%C3%A9", headers=headers).status_code == 404

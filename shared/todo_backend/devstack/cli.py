@@ -43,16 +43,29 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "migrate":
         return _migrate()
     elif args.command == "events":
-        _tail_events(args.from_beginning)
+        return _tail_events(args.from_beginning)
     return 0
 
 
-def _tail_events(from_beginning: bool) -> None:
+def _tail_events(from_beginning: bool) -> int:
     from todo_backend.devstack.events import main as tail
-    from todo_backend.devstack.runner import HOST, LOCAL_BROKER_PORT
+    from todo_backend.devstack.runner import STATE_FILE, data_root, running_stack
     from todo_backend.settings import Settings
 
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or f"{HOST}:{LOCAL_BROKER_PORT}"
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        # The broker the running `todo run` uses, whichever port it got or external broker it was given.
+        state = running_stack(data_root())
+        if state is None:
+            where = data_root() / STATE_FILE
+            print(
+                f"todo events: no running stack wrote {where}; start `make run` or set "
+                "KAFKA_BOOTSTRAP_SERVERS",
+                file=sys.stderr,
+            )
+            return 2
+        bootstrap = str(state["kafka_bootstrap_servers"])
+    print(f"tailing the topics on {bootstrap}", file=sys.stderr)
     # Settings wants a database and a secret; the tail needs neither.
     settings = Settings(
         database_url="unused",
@@ -61,6 +74,7 @@ def _tail_events(from_beginning: bool) -> None:
         kafka_bootstrap_servers=bootstrap,
     )
     tail(settings, from_beginning)
+    return 0
 
 
 def mint_token(user: str, lifetime: timedelta) -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from http import HTTPStatus
+from urllib.parse import unquote
 
 import httpx
 from starlette.applications import Starlette
@@ -44,6 +47,18 @@ FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto
 # A path every function answers without running user code: functions-framework serves a 404 for
 # /robots.txt itself (HTTP functions) or a 405 for any GET (CloudEvent functions).
 PROBE_PATH = "/robots.txt"
+# Methods a request may be sent twice with (RFC 9110 section 9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# How long a request waits for a function that refuses connections (it is starting, or the supervisor
+# is restarting it), as Knative's activator holds requests for a pod that is starting.
+START_WAIT_SECONDS = 20.0
+# Below the functions' own keep-alive timeout (gunicorn's 2 s): the gateway drops an idle pooled
+# connection before the function closes it, so it never reuses one being closed under it.
+KEEPALIVE_EXPIRY_SECONDS = 1.0
+# In a raw path: an encoded separator, NUL or other control, or anything not ASCII. Routing on the
+# decoded path would let `..%2F` climb to another route, and httpx refuses control characters.
+UNSAFE_IN_PATH = re.compile(r"%(2f|5c|[01][0-9a-f]|7f)|[^\x21-\x7e]", re.IGNORECASE)
+DOT_SEGMENTS = frozenset({".", ".."})
 
 DOCS_HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>todo API</title>
@@ -60,31 +75,49 @@ def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) 
     return Problem(status, HTTPStatus(status).phrase, detail, headers=headers).response()
 
 
-def create_gateway(upstreams: dict[str, str]) -> Starlette:
+def create_gateway(
+    upstreams: dict[str, str],
+    also_down: Callable[[], list[str]] = list,
+    start_wait_seconds: float = START_WAIT_SECONDS,
+) -> Starlette:
     """Route /api/... by the catalog, /_fn/<name>/... straight to one function; `upstreams` maps
-    function names to base URLs such as http://127.0.0.1:9101."""
+    function names to base URLs such as http://127.0.0.1:9101. `also_down` names the other parts of
+    the stack that are down (the local eventing), for /healthz."""
     # One client for every request, so connections to the functions are pooled.
-    client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS),
+    )
+
+    async def forward(request: Request, base_url: str, path: str) -> Response:
+        return await _proxy(client, request, base_url, path, time.monotonic() + start_wait_seconds)
 
     async def api(request: Request) -> Response:
-        match = catalog.match_route(request.method, request.url.path)
+        path = _raw_path(request)
+        if isinstance(path, Response):
+            return path
+        match = catalog.match_route(request.method, unquote(path))
         if match is None:
-            return _no_route(request.method, request.url.path)
+            return _no_route(request.method, unquote(path))
         fn, _ = match
         if fn.name not in upstreams:
             return problem(503, f"function {fn.name} is not running in this stack")
-        return await _proxy(client, request, upstreams[fn.name], request.url.path)
+        return await forward(request, upstreams[fn.name], path)
 
     async def direct(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in upstreams:
-            return problem(404, f"no function named {name!r} runs in this stack")
-        return await _proxy(client, request, upstreams[name], "/" + request.path_params["rest"])
+        path = _raw_path(request)
+        if isinstance(path, Response):
+            return path
+        # The raw path is /_fn/<name>/<rest>; a name cannot hide a slash, refused above.
+        _, _, name, rest = path.split("/", 3)
+        if unquote(name) not in upstreams:
+            return problem(404, f"no function named {unquote(name)!r} runs in this stack")
+        return await forward(request, upstreams[unquote(name)], "/" + rest)
 
     async def healthz(request: Request) -> Response:
         names = list(upstreams)
         answers = await asyncio.gather(*(_is_up(client, upstreams[name]) for name in names))
-        down = [name for name, up in zip(names, answers, strict=True) if not up]
+        down = [name for name, up in zip(names, answers, strict=True) if not up] + also_down()
         if down:
             return JSONResponse({"status": "unavailable", "down": down}, 503)
         return JSONResponse({"status": "ok"})
@@ -117,6 +150,18 @@ def create_gateway(upstreams: dict[str, str]) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
 
 
+def _raw_path(request: Request) -> str | Response:
+    """The path as the client sent it (still percent-encoded), or a 400 problem if it is unsafe to route:
+    it is routed on its decoded form and forwarded as sent, so the two must mean the same segments."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1")
+    if UNSAFE_IN_PATH.search(path) or DOT_SEGMENTS & {unquote(s) for s in path.split("/")}:
+        shown = path if path.isascii() and path.isprintable() else repr(raw)
+        detail = f"the path {shown} holds an encoded separator, a dot segment or a control character"
+        return problem(400, detail)
+    return path
+
+
 def _no_route(method: str, path: str) -> Response:
     allowed = sorted({r.method for fn in catalog.FUNCTIONS for r in fn.routes if r.pattern().match(path)})
     if allowed:
@@ -125,7 +170,9 @@ def _no_route(method: str, path: str) -> Response:
     return problem(404, f"no route for {method} {path}")
 
 
-async def _proxy(client: httpx.AsyncClient, request: Request, base_url: str, path: str) -> Response:
+async def _proxy(
+    client: httpx.AsyncClient, request: Request, base_url: str, path: str, start_deadline: float
+) -> Response:
     """Forward the request as the ingress would and stream the function's response back."""
     headers = [(k, v) for k, v in request.headers.items() if k not in HOP_BY_HOP | FORWARDED]
     headers += [
@@ -143,7 +190,7 @@ async def _proxy(client: httpx.AsyncClient, request: Request, base_url: str, pat
         content=await request.body(),
     )
     try:
-        response = await client.send(upstream, stream=True)
+        response = await _send(client, upstream, start_deadline)
     except httpx.TransportError as err:
         logger.warning("upstream %s failed: %r", base_url, err)
         return problem(502, f"the function at {base_url} did not answer: {err!r}")
@@ -157,6 +204,31 @@ async def _proxy(client: httpx.AsyncClient, request: Request, base_url: str, pat
         (k, v) for k, v in response.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP | ORIGIN_ONLY
     ]
     return proxied
+
+
+async def _send(client: httpx.AsyncClient, upstream: httpx.Request, start_deadline: float) -> httpx.Response:
+    """Send, again where that is safe: while the function refuses connections (nothing reached it),
+    until `start_deadline`; once more when the connection failed as the request was written (it never
+    arrived whole); and once more, for idempotent methods only, when a pooled connection closed
+    before any response (the function may have received it: a POST is never sent twice)."""
+    resent = False
+    while True:
+        try:
+            return await client.send(upstream, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            if time.monotonic() >= start_deadline:
+                raise
+            await asyncio.sleep(0.1)
+        except httpx.WriteError as err:
+            if resent:
+                raise
+            logger.info("upstream connection failed while sending, sending again: %r", err)
+            resent = True
+        except (httpx.RemoteProtocolError, httpx.ReadError) as err:
+            if resent or upstream.method not in IDEMPOTENT:
+                raise
+            logger.info("upstream closed the connection without answering, sending again: %r", err)
+            resent = True
 
 
 async def _is_up(client: httpx.AsyncClient, base_url: str) -> bool:

@@ -1,13 +1,16 @@
 """`make run`: PostgreSQL, migrations, one functions-framework process per function, and the gateway.
 
 The pieces are reusable: tests start single functions with `spawn_function`, and the e2e tests start
-the whole stack with `local_stack` (or `todo run`).
+the whole stack with `local_stack` (or `todo run`). A running `todo run` describes itself in
+`<data dir>/stack.json`, which `todo events` reads to find its broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import os
 import signal
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from pydantic import TypeAdapter
+
 from todo_backend.catalog import FUNCTIONS, REPO_ROOT, Function
 from todo_backend.settings import LOCAL_JWT_SECRET, Settings
 
@@ -29,11 +34,22 @@ logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 FIRST_FUNCTION_PORT = 9100
-LOCAL_BROKER_PORT = 19092  # fixed, so `make events` finds the broker `make run` started
+LOCAL_BROKER_PORT = 19092  # the embedded broker's first choice; `todo events` reads the one in use
 LOCAL_DATA_DIR = REPO_ROOT / ".data" / "postgres"
+STATE_FILE = "stack.json"
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 OUTPUT_LINES_KEPT = 200
+# A function that exits is started again after 0.5 s, doubling while it keeps failing, up to 30 s; one
+# that stayed up this long counts as healthy again, like a kubelet's CrashLoopBackOff reset.
+RESTART_BACKOFF_SECONDS = (0.5, 30.0)
+RESTART_RESET_SECONDS = 60.0
+PROBE_TIMEOUT_SECONDS = 10.0
+
+
+def data_root() -> Path:
+    """Where the local stack keeps its database, broker log and state file: TODO_DATA_DIR, else .data/."""
+    return Path(os.environ.get("TODO_DATA_DIR") or LOCAL_DATA_DIR.parent)
 
 
 def free_port(start: int | None = None) -> int:
@@ -72,6 +88,7 @@ class FunctionProcess:
     process: subprocess.Popen[str]
     # The last lines it printed, for the error when it dies; all of them are logged as they come.
     output: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_LINES_KEPT))
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def url(self) -> str:
@@ -94,6 +111,12 @@ class FunctionProcess:
         self.terminate()
         self.wait_stopped(timeout)
 
+    def kill_leftovers(self) -> None:
+        """SIGKILL what is left of its process group: gunicorn's worker outlives a killed master, and
+        would keep the port its replacement must bind."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
     def wait_stopped(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Wait for a terminated function to exit; kill its process group if it takes too long."""
         try:
@@ -106,7 +129,7 @@ class FunctionProcess:
 
 
 def function_env(
-    database_url: str, todo_env: str = "local", kafka: str | None = None, embedded_broker: bool = True
+    database_url: str, todo_env: str = "local", kafka: str | None = None, idempotence: bool = False
 ) -> dict[str, str]:
     """What a function process needs beyond the inherited environment."""
     env = {
@@ -116,9 +139,53 @@ def function_env(
     }
     if kafka:
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
-        if embedded_broker:
-            env["KAFKA_ENABLE_IDEMPOTENCE"] = "false"  # Tansu rejects the idempotent producer
+        env["KAFKA_ENABLE_IDEMPOTENCE"] = str(idempotence).lower()
     return env
+
+
+def decide_idempotence(bootstrap_servers: str, requested: str | None) -> bool:
+    """KAFKA_ENABLE_IDEMPOTENCE as `requested`, else whether the broker grants an idempotent producer.
+
+    Asked rather than assumed: a producer the broker refuses fails every publish, and the local
+    eventing's dead-letter producer would die with it while the functions still answer."""
+    wanted = TypeAdapter(bool).validate_python(requested) if requested else None
+    if wanted is False:
+        return False
+    if asyncio.run(_grants_idempotence(bootstrap_servers)):
+        return True
+    if wanted:
+        raise SystemExit(
+            f"the broker at {bootstrap_servers} rejects the idempotent producer (InitProducerId);"
+            " unset KAFKA_ENABLE_IDEMPOTENCE or set it to false"
+        )
+    logger.warning(
+        "the broker at %s rejects the idempotent producer: publishing without idempotence"
+        " (set KAFKA_ENABLE_IDEMPOTENCE to decide yourself)",
+        bootstrap_servers,
+    )
+    return False
+
+
+async def _grants_idempotence(bootstrap_servers: str) -> bool:
+    """Start an idempotent producer: its start asks the broker for a producer id (InitProducerId)."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all")
+    # aiokafka logs a refusal as an ERROR; here it is an answer, which the caller reports.
+    sender = logging.getLogger("aiokafka.producer.sender")
+    level = sender.level
+    sender.setLevel(logging.CRITICAL)
+    try:
+        await asyncio.wait_for(producer.start(), PROBE_TIMEOUT_SECONDS)
+    except (KafkaConnectionError, TimeoutError) as err:
+        raise SystemExit(f"the broker at {bootstrap_servers} does not answer: {err!r}") from err
+    except KafkaError:
+        return False
+    finally:
+        sender.setLevel(level)
+        await producer.stop()
+    return True
 
 
 def spawn_function(fn: Function, port: int, env: Mapping[str, str]) -> FunctionProcess:
@@ -163,10 +230,25 @@ class Stack:
     database_url: str
     kafka_bootstrap_servers: str
     functions: list[FunctionProcess]
+    eventing: LocalEventing
 
     @property
     def upstreams(self) -> dict[str, str]:
         return {p.fn.name: p.url for p in self.functions}
+
+    def down(self) -> list[str]:
+        """The parts of the stack beside the functions that are not running (the gateway probes those)."""
+        return self.eventing.down()
+
+    def state(self, gateway_url: str) -> dict[str, object]:
+        """What `todo events` and a curious user need to find this stack's parts."""
+        return {
+            "pid": os.getpid(),
+            "gateway": gateway_url,
+            "database_url": self.database_url,
+            "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
+            "functions": self.upstreams,
+        }
 
     def describe(self, gateway_url: str) -> str:
         """What runs where, for the person who typed `make run`."""
@@ -193,11 +275,13 @@ def local_stack(
     database_url: str | None = None,
     data_dir: Path = LOCAL_DATA_DIR,
     kafka_bootstrap_servers: str | None = None,
-    broker_port: int | None = LOCAL_BROKER_PORT,
+    broker_port: int | None = None,
+    idempotence: str | None = None,
 ) -> Iterator[Stack]:
     """PostgreSQL (embedded in `data_dir` unless `database_url` is given), migrated; the broker (embedded
-    unless `kafka_bootstrap_servers` is given) with its topics; every function; and the local eventing:
-    each subscription's dispatcher and each cron function's schedule."""
+    unless `kafka_bootstrap_servers` is given) with its topics; every function, restarted when it exits;
+    and the local eventing: each subscription's dispatcher and each cron function's schedule.
+    `idempotence` is KAFKA_ENABLE_IDEMPOTENCE as the user set it (unset: ask the broker)."""
     from todo_backend.devstack.broker import EmbeddedBroker
     from todo_backend.devstack.postgres import EmbeddedPostgres
     from todo_backend.migrations import upgrade
@@ -209,12 +293,16 @@ def local_stack(
             cleanup.callback(_uninterruptible(postgres.stop))
         logger.info("applying migrations")
         upgrade(database_url)
-        embedded = kafka_bootstrap_servers is None
         if kafka_bootstrap_servers is None:
             broker = EmbeddedBroker(broker_port or free_port(), log_file=data_dir.parent / "broker.log")
             kafka_bootstrap_servers = broker.start()
             cleanup.callback(_uninterruptible(broker.stop))
-        env = function_env(database_url, "local", kafka_bootstrap_servers, embedded)
+        env = function_env(
+            database_url,
+            "local",
+            kafka_bootstrap_servers,
+            decide_idempotence(kafka_bootstrap_servers, idempotence),
+        )
         functions: list[FunctionProcess] = []
         cleanup.callback(_uninterruptible(_stop_all), functions)
         port = FIRST_FUNCTION_PORT - 1
@@ -224,32 +312,99 @@ def local_stack(
             functions.append(spawn_function(fn, port, env))
         for process in functions:
             process.wait_ready()
-        eventing = LocalEventing(functions, Settings(**_settings_env(env)))
+        supervisor = Supervisor(functions, env)
+        # Registered after _stop_all, so it runs first: nothing is restarted once stopping has begun.
+        cleanup.callback(supervisor.stop)
+        eventing = LocalEventing(
+            {p.fn: p.url + "/" for p in functions if p.fn.trigger == "cloudevent"},
+            {p.fn: p.url + "/" for p in functions if p.fn.trigger == "cron"},
+            Settings(**_settings_env(env)),
+        )
         eventing.start()
         cleanup.callback(_uninterruptible(eventing.stop))
-        yield Stack(database_url, kafka_bootstrap_servers, functions)
+        yield Stack(database_url, kafka_bootstrap_servers, functions, eventing)
 
 
 def _settings_env(env: Mapping[str, str]) -> dict[str, str]:
     return {key.lower(): value for key, value in env.items()}
 
 
+class Supervisor:
+    """Starts a function again when its process exits, as the kubelet restarts a crashed container:
+    after a backoff that doubles while it keeps failing, on the same port, so the gateway's routes hold.
+    One thread per function, blocked in `wait()` until its process exits."""
+
+    def __init__(self, functions: list[FunctionProcess], env: Mapping[str, str]) -> None:
+        self.functions, self.env = functions, env
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # a restart and the start of stopping never interleave
+        for index, process in enumerate(functions):
+            name = f"supervise-{process.fn.name}"
+            threading.Thread(target=self._supervise, args=(index,), name=name, daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+
+    def _supervise(self, index: int) -> None:
+        failures = 0
+        while True:
+            exited = self.functions[index]
+            code = exited.process.wait()
+            if self._stopping.is_set():
+                return
+            exited.kill_leftovers()
+            up_for = time.monotonic() - exited.started_at
+            failures = 0 if up_for > RESTART_RESET_SECONDS else failures + 1
+            first, cap = RESTART_BACKOFF_SECONDS
+            delay = min(first * 2 ** (failures - 1), cap) if failures else first
+            logger.warning(
+                "function %s exited (code %s) after %.0fs; restarting it in %.1fs",
+                exited.fn.name,
+                code,
+                up_for,
+                delay,
+            )
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                replacement = spawn_function(exited.fn, exited.port, self.env)
+                self.functions[index] = replacement
+            try:
+                replacement.wait_ready()
+            except RuntimeError as err:
+                logger.error("%s", err)  # it exited again: the loop backs off further
+            else:
+                logger.info("function %s restarted on %s", exited.fn.name, replacement.url)
+
+
 class LocalEventing:
     """Knative Eventing's part, locally: Trigger dispatchers and PingSources, on a thread of their own
-    so the gateway's event loop only serves requests."""
+    so the gateway's event loop only serves requests. `down()` names the parts that stopped."""
 
-    def __init__(self, functions: list[FunctionProcess], settings: Settings) -> None:
-        self.settings = settings
-        self.subscriptions = {p.fn: p.url + "/" for p in functions if p.fn.trigger == "cloudevent"}
-        self.cron = {p.fn: p.url + "/" for p in functions if p.fn.trigger == "cron"}
+    def __init__(
+        self, subscriptions: dict[Function, str], cron: dict[Function, str], settings: Settings
+    ) -> None:
+        self.subscriptions, self.cron, self.settings = subscriptions, cron, settings
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._parts: dict[str, asyncio.Task[None]] = {}
+        self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="local-eventing", daemon=True)
         self._ready = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
-        self._ready.wait(30)
+        if not self._ready.wait(READY_TIMEOUT_SECONDS):
+            raise RuntimeError("local eventing did not start in time")
+        if self._failure is not None:
+            raise RuntimeError(f"local eventing did not start: {self._failure!r}") from self._failure
+
+    def down(self) -> list[str]:
+        if not self._thread.is_alive():
+            return ["local-eventing"]
+        return [f"local-eventing/{name}" for name, task in self._parts.items() if task.done()]
 
     def _run(self) -> None:
         asyncio.run(self._main())
@@ -260,18 +415,32 @@ class LocalEventing:
         from todo_backend.messaging import Publisher
 
         self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
         try:
             await Publisher(self.settings).ensure_topics()
+        except Exception as exc:
+            self._failure = exc
+            return
         finally:
             self._ready.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(dispatch(self.subscriptions, self.settings), schedule(self.cron))
+        self._parts = {
+            "dispatcher": asyncio.create_task(dispatch(self.subscriptions, self.settings)),
+            "scheduler": asyncio.create_task(schedule(self.cron)),
+        }
+        for name, task in self._parts.items():
+            task.add_done_callback(functools.partial(_report_death, name))
+        await asyncio.gather(*self._parts.values(), return_exceptions=True)
 
     def stop(self) -> None:
-        if self._loop is not None and self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
+        if self._loop is not None and self._loop.is_running():
+            for task in list(self._parts.values()):
+                self._loop.call_soon_threadsafe(task.cancel)
         self._thread.join(10)
+
+
+def _report_death(name: str, task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        # It should run until the stack stops: /healthz answers 503 from now on.
+        logger.error("local eventing: the %s stopped: %r", name, task.exception())
 
 
 def _stop_all(functions: list[FunctionProcess]) -> None:
@@ -308,17 +477,57 @@ def run(port: int = 8080) -> None:
         raise SystemExit(f"port {port} is in use; try `todo run --port {port + 1}`")
     # SIGTERM unwinds like Ctrl-C, so the `with` below stops every process it started.
     signal.signal(signal.SIGTERM, _interrupt)
+    root = data_root()
     try:
         with local_stack(
-            os.environ.get("DATABASE_URL"), kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+            os.environ.get("DATABASE_URL"),
+            root / "postgres",
+            os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+            free_port(LOCAL_BROKER_PORT),
+            os.environ.get("KAFKA_ENABLE_IDEMPOTENCE"),
         ) as stack:
-            logger.info("the local stack:\n%s", stack.describe(f"http://{HOST}:{port}"))
-            config = uvicorn.Config(create_gateway(stack.upstreams), HOST, port, log_config=None)
-            # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises them once it has stopped.
-            uvicorn.Server(config).run()
+            gateway_url = f"http://{HOST}:{port}"
+            logger.info("the local stack:\n%s", stack.describe(gateway_url))
+            config = uvicorn.Config(create_gateway(stack.upstreams, stack.down), HOST, port, log_config=None)
+            with _state_file(root / STATE_FILE, stack.state(gateway_url)):
+                # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises them once it has stopped.
+                uvicorn.Server(config).run()
     except KeyboardInterrupt:
         pass
     logger.info("stopped")
+
+
+@contextlib.contextmanager
+def _state_file(path: Path, state: Mapping[str, object]) -> Iterator[None]:
+    """`state` in `path` while the stack runs; written whole, then renamed, so a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(state, indent=2))
+    partial.replace(path)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def running_stack(root: Path) -> dict[str, object] | None:
+    """The state of the stack `todo run` serves from `root`, or None when none runs there."""
+    try:
+        state = json.loads((root / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    # A killed run leaves its file behind; its pid is gone (or, after a reboot, someone else's).
+    alive = isinstance(state, dict) and _is_todo_run(state.get("pid"))
+    return state if alive else None
+
+
+def _is_todo_run(pid: object) -> bool:
+    import psutil
+
+    try:
+        return isinstance(pid, int) and "run" in psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
