@@ -3,6 +3,7 @@ channel is on, one email through the Dapr SMTP binding.
 
 The notification and its tracking row commit before any email is tried, so an email failure (answered
 503, so the event is retried) never takes the notification back, and its retry never duplicates it.
+The email is sent with no transaction open; its own tracking row is written after the send.
 """
 
 import functions_framework.aio
@@ -19,6 +20,6 @@ CONSUMER = by_name("deliver-notification")
 @functions_framework.aio.cloud_event
 async def deliver_notification(event: CloudEvent) -> None:
     await consume(CONSUMER.name, CONSUMER.event_types, event, record_notification)
-    mailer = await email_channel()  # decided, and logged, once per process
+    mailer = email_channel()  # from the settings, logged once per process
     if mailer is not None:
         await email_reminder(CONSUMER, event, mailer)

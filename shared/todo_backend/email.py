@@ -13,7 +13,6 @@ deployment whose subjects are addresses its users need not control should leave 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ log = logging.getLogger(__name__)
 
 SIDECAR = "127.0.0.1"  # the Dapr sidecar shares the pod's network namespace
 SEND_TIMEOUT_SECONDS = 10.0  # the sidecar answers once the SMTP server has accepted (or refused) the mail
-PROBE_TIMEOUT_SECONDS = 1.0
 
 # One plain addr-spec: no display name, comments or quoting, and none of the separators a binding could
 # read as a second recipient (the smtp binding splits emailTo on ";").
@@ -78,59 +76,36 @@ class DaprSmtpBinding:
             # trust_env=False: a proxy from the environment must not carry a call to the sidecar.
             async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, trust_env=False) as client:
                 response = await client.post(self.url, json=self.request_body(email))
-        except httpx.HTTPError as exc:
-            raise EmailNotSent(f"the Dapr sidecar did not answer: {exc!r}") from exc
+        except httpx.HTTPError as exc:  # not up yet, or gone: a transient failure like any other
+            raise EmailNotSent(f"the Dapr sidecar at {self.base_url} did not answer: {exc!r}") from exc
         if not response.is_success:  # 200 or 204 from the sidecar; it answers 500 for the binding's errors
             status, text = response.status_code, response.text[:300]
             raise EmailNotSent(f"binding {self.binding} answered HTTP {status}: {text}")
 
-    async def unreachable(self, wait_seconds: float) -> str | None:
-        """Why the sidecar is not ready for outbound calls (components loaded), or None when it is.
 
-        Asks /v1.0/healthz/outbound, as the Dapr SDKs do before their first call, until `wait_seconds`
-        have passed: the sidecar may still be starting beside a function that has just been scaled up.
-        """
-        deadline = asyncio.get_running_loop().time() + wait_seconds
-        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS, trust_env=False) as client:
-            while True:
-                try:
-                    response = await client.get(f"{self.base_url}/v1.0/healthz/outbound")
-                    if response.is_success:
-                        return None
-                    reason = f"{self.base_url} answered HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    reason = f"no Dapr sidecar at {self.base_url}: {exc!r}"
-                if asyncio.get_running_loop().time() >= deadline:
-                    return reason
-                await asyncio.sleep(0.2)
+def open_channel(settings: Settings) -> DaprSmtpBinding | None:
+    """The email channel the settings ask for; says which, once, in the log.
 
-
-async def open_channel(settings: Settings, wait_seconds: float = 3.0) -> DaprSmtpBinding | None:
-    """The email channel the settings ask for, if it can work here; says which, once, in the log."""
+    The settings alone decide: a sidecar that is not up yet (a pod just woken from zero) makes a send
+    fail, which is retried, and never turns the channel off.
+    """
     if settings.notification_email == "off":
         log.info("reminder emails are off (NOTIFICATION_EMAIL=off): notifications are in-app only")
         return None
     binding = DaprSmtpBinding(
         settings.notification_email_binding, settings.dapr_http_port, settings.notification_email_from
     )
-    reason = await binding.unreachable(wait_seconds)
-    if reason is not None:
-        log.warning("reminder emails are off: NOTIFICATION_EMAIL=dapr, but %s", reason)
-        return None
     log.info("reminder emails go through the Dapr binding %s at %s", binding.binding, binding.base_url)
     return binding
 
 
-# The process's channel, decided on first use: a cold start is brought by the first event, and nothing
-# connects at import time.
+# The process's channel, decided on first use: nothing is read or logged at import time.
 _channel: list[DaprSmtpBinding | None] = []
-_deciding = asyncio.Lock()
 
 
-async def email_channel() -> DaprSmtpBinding | None:
-    async with _deciding:
-        if not _channel:
-            _channel.append(await open_channel(get_settings()))
+def email_channel() -> DaprSmtpBinding | None:
+    if not _channel:
+        _channel.append(open_channel(get_settings()))
     return _channel[0]
 
 

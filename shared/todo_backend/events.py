@@ -153,5 +153,8 @@ def to_cloudevent_json(row: TaskEvent) -> dict[str, Any]:
         "datacontenttype": "application/json",
         "partitionkey": row.partition_key,
         "userid": row.user_id,
+        # The outbox position, a decimal string (binary mode carries every attribute as one): it grows
+        # with commit order, so whoever gets a subject's events out of order can tell which is newer.
+        "sequence": str(row.sequence),
         "data": row.data,
     }

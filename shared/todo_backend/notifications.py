@@ -1,7 +1,8 @@
 """In-app notifications from reminder events, their listing and read state, and the reminder email.
 
 deliver-notification turns each dev.todo.reminder.due event into one notification (its tracking row and
-the unique event_id), then, where the email channel is on, one email under a tracking row of its own.
+the unique event_id), then, where the email channel is on, one email, sent with no transaction open,
+under a tracking row of its own written after the send.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from starlette.exceptions import HTTPException
 
+from todo_backend.bootstrap import unit_of_work
 from todo_backend.catalog import Function
 from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner, consume
 from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
 from todo_backend.errors import NotFound
 from todo_backend.http import PageQuery
-from todo_backend.models import Notification, NotificationPublic, utcnow
+from todo_backend.models import Notification, NotificationPublic, ProcessedEvent, utcnow
 from todo_backend.paging import Page, by_creation, creation_page
 from todo_backend.uow import UnitOfWork
 
@@ -134,26 +136,37 @@ def reminder_email(to: str, reminder: Reminder, sent_at: datetime) -> Email:
 
 
 async def email_reminder(consumer: Function, event: AnyCloudEvent, mailer: DaprSmtpBinding) -> None:
-    """Email the reminder once per event, tracked apart from the notification.
+    """Email the reminder once per event, tracked apart from the notification, and never inside a
+    transaction: a slow sidecar or SMTP server must not pin a pool connection.
 
-    A failed send answers 503, so the event is retried (and dead-lettered when retries run out): the
-    notification committed before is not touched, a retry finds its tracking row and goes straight to
-    the email, and this tracking row is written only with a successful send. A send whose commit fails
-    is sent again on the retry: email is at least once.
+    The tracking row is written only after a successful send, in its own short transaction. A failed
+    send answers 503, so the event is retried (and dead-lettered when retries run out): the notification
+    committed before is not touched, and a retry finds its tracking row and goes straight to the email.
+    A send whose tracking commit fails, or two deliveries of one event at once, send it twice: email is
+    at least once.
     """
     to = recipient(str(event.get("userid") or ""))
     if to is None:
         return  # a user known by a non-address id has no email to go to
+    tracking = f"{consumer.name}:email"
+    inbound = InboundEvent.parse(event)
+    async with unit_of_work(tracking) as uow:
+        sent = select(ProcessedEvent.event_id).where(
+            ProcessedEvent.consumer == tracking, ProcessedEvent.event_id == inbound.id
+        )
+        if await uow.session.scalar(sent) is not None:
+            return
+    reminder = Reminder.of(inbound)
+    try:
+        await mailer.send(reminder_email(to, reminder, reminder.sent_at(inbound)))
+    except EmailNotSent as exc:
+        log.warning("reminder email for event %s not sent, to be retried: %s", inbound.id, exc)
+        raise HTTPException(503, "the reminder email was not sent; retry") from exc
 
-    async def send(inbound: InboundEvent, uow: UnitOfWork) -> None:
-        reminder = Reminder.of(inbound)
-        try:
-            await mailer.send(reminder_email(to, reminder, reminder.sent_at(inbound)))
-        except EmailNotSent as exc:
-            log.warning("reminder email for event %s not sent, to be retried: %s", inbound.id, exc)
-            raise HTTPException(503, "the reminder email was not sent; retry") from exc
+    async def record_sent(inbound: InboundEvent, uow: UnitOfWork) -> None:
+        return None  # the tracking row consume writes is the whole effect
 
-    await consume(f"{consumer.name}:email", consumer.event_types, event, send)
+    await consume(tracking, consumer.event_types, event, record_sent)
 
 
 # --- listing and reading ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Literal
 
@@ -41,10 +42,16 @@ class Settings(BaseSettings):
     topic_reminders: str = "reminders"
     relay_grace_seconds: float = 5.0
     relay_batch_size: int = 500
+    # After a fast-path publish fails or times out, the fast path stands aside this long and relay-outbox
+    # publishes: requests stop paying for (and holding a pool connection through) a broker that is down.
+    fast_path_cooldown_seconds: float = Field(default=30.0, ge=0)
 
     webhook_max_per_user: int = 10
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 8
+    # Webhook POSTs in flight at once per process (fast path and retry tick together); beyond it, due
+    # deliveries wait for the next retry tick. Each attempt holds a pool connection only to claim and record.
+    webhook_max_in_flight: int = Field(default=16, ge=1)
 
     default_remind_before_minutes: int = 1440
     # Due tasks one check-due-tasks transaction claims; a tick takes batch after batch within its budget.
@@ -59,10 +66,39 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: int = 24
     max_body_bytes: int = 64 * 1024
 
+    # Retention: what prune-expired-rows deletes, and when (retention.py). task_event, the audit history
+    # and the outbox, is never pruned.
+    # How long the broker keeps records, on every topic (dead-letter and Knative broker topics included):
+    # the cluster default log_retention_ms in infra/redpanda/values.yaml. Declared here so the tracking
+    # retention below can be checked against it; set it to what an external broker keeps.
+    kafka_topic_retention_hours: int = Field(default=168, ge=1)
+    # Tracking rows must outlive every way an event can reach its consumer again (see the validator).
+    retention_processed_event_days: int = Field(default=30, ge=1)
+    retention_webhook_delivery_days: int = Field(default=30, ge=1)  # finished ones: succeeded or failed
+    retention_notification_days: int = Field(default=30, ge=1)  # read ones, counted from when they were read
+    retention_batch_size: int = Field(default=1000, ge=1)  # rows one DELETE takes (one short transaction)
+    retention_max_rows_per_tick: int = Field(default=50_000, ge=1)
+
     @model_validator(mode="after")
     def _refuse_local_secret_outside_development(self) -> Settings:
         if self.todo_env == "production" and self.jwt_secret == LOCAL_JWT_SECRET:
             raise ValueError("JWT_SECRET is the local development secret; set a real one")
+        return self
+
+    @model_validator(mode="after")
+    def _tracking_outlives_redelivery(self) -> Settings:
+        # An event comes back only from a broker record, which lives kafka_topic_retention_hours from when
+        # it was written. The longest way back re-writes it three times: kept on its topic and the Knative
+        # broker's (a consumer-group offset reset redelivers it), retried then dead-lettered, kept in the
+        # DLQ until a replay writes it to the broker topic again, where a reset can deliver it once more.
+        # The retries take minutes (catalog.DELIVERY); a day covers them with room to spare. A tracking row
+        # pruned before all that is over would let its consumer apply the event a second time.
+        window = timedelta(hours=3 * self.kafka_topic_retention_hours, days=1)
+        if timedelta(days=self.retention_processed_event_days) <= window:
+            raise ValueError(
+                f"RETENTION_PROCESSED_EVENT_DAYS must exceed the longest redelivery window, {window} "
+                "(three times KAFKA_TOPIC_RETENTION_HOURS, plus a day for the delivery retries)"
+            )
         return self
 
 

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging
 import random
+import re
 import secrets
 import socket
 import ssl
@@ -53,7 +54,6 @@ SUBSCRIBABLE_TYPES: tuple[str, ...] = by_name("deliver-webhooks").event_types
 EXCERPT_CHARS = 512  # the most of a receiver's response body ever stored
 CLAIM_BATCH = 100  # deliveries one retry tick claims
 CLAIM_PER_WEBHOOK = 5  # ... at most this many of one subscription, so a dead receiver cannot fill a tick
-CONCURRENT_ATTEMPTS = 16  # POSTs in flight at once per process
 MAX_BACKOFF_SECONDS = 3600
 
 
@@ -135,7 +135,30 @@ def parse_url(url: str, *, https_only: bool) -> httpx.URL:
         raise UnsafeDestination("the URL must name a host")
     if parsed.userinfo:
         raise UnsafeDestination("the URL must not carry credentials")
+    # httpx keeps any port number and percent-encodes what a host may not hold; neither could connect.
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise UnsafeDestination(f"the port must be between 1 and 65535, not {parsed.port}")
+    host = parsed.raw_host.decode("ascii")
+    if not (_is_ip_literal(host) or _HOSTNAME.fullmatch(host)):
+        raise UnsafeDestination("the host must be a host name (letters, digits and hyphens) or an IP address")
     return parsed
+
+
+# An RFC 1123 host name (httpx has already turned an IDN into its xn-- form): labels of letters, digits
+# and inner hyphens, up to 63 characters each and 253 in all, and a last label not all digits, which
+# resolvers would read as a shorthand IPv4 address (127.1).
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"(?![0-9]+\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -321,6 +344,9 @@ async def queue_deliveries(event: InboundEvent, uow: UnitOfWork) -> list[uuid.UU
     payload = {**event.attributes, "data": event.data}  # the structured-mode CloudEvent, as received
     if _holds_nul(payload):
         raise PoisonEvent("the event contains a NUL character, which no text column or JSONB can hold")
+    sequence = payload.get("sequence")
+    if sequence is not None and not (isinstance(sequence, str) and sequence.isascii() and sequence.isdigit()):
+        raise PoisonEvent(f"the sequence extension must be a decimal integer, not {sequence!r}")
     await _check_task_owner(event, uow)
     hooks = select(Webhook.id).where(
         Webhook.user_id == event.user_id, Webhook.event_types.contains([event.type])
@@ -355,35 +381,43 @@ async def queue_deliveries(event: InboundEvent, uow: UnitOfWork) -> list[uuid.UU
 
 # --- claiming -----------------------------------------------------------------------------------------
 
-# Claiming is UPDATE ... SET next_attempt_at = now() + lease WHERE id IN (SELECT ... FOR UPDATE SKIP
-# LOCKED) RETURNING, committed before any POST: a row being claimed by another worker is skipped, and a
-# claimed row is not due again until its lease lapses, which a live worker never lets happen (an attempt
-# is cut off at webhook_timeout_seconds). A worker that dies mid-attempt leaves the row to be retried
-# when the lease lapses. `{only}` narrows the due rows (the fast path: the rows it just created).
-_CLAIM = """
-WITH due AS (
-    SELECT id, webhook_id, next_attempt_at FROM webhook_delivery
-    WHERE status = 'pending' AND next_attempt_at <= now() {only}
-    ORDER BY next_attempt_at LIMIT :scan
-), fair AS (
+# Choosing and leasing are apart, so that a lease starts only when its POST does. A retry tick first
+# picks its batch (oldest first, a few per subscription, so a dead receiver cannot fill a tick) without
+# locking anything; then, each time attempt slots are free, it leases that many of the picked rows that
+# are still due: UPDATE ... SET next_attempt_at = now() + lease WHERE id IN (SELECT ... FOR UPDATE SKIP
+# LOCKED) RETURNING, committed before the POSTs. A row another worker holds is skipped, and a leased row
+# is not due again until its lease lapses, which a live worker never lets happen (the attempt is cut off
+# at webhook_timeout_seconds, well inside the lease). A worker that dies mid-attempt leaves the row to
+# be retried when the lease lapses.
+_PICK_DUE = text(
+    """
+    WITH due AS (
+        SELECT id, webhook_id, next_attempt_at FROM webhook_delivery
+        WHERE status = 'pending' AND next_attempt_at <= now()
+        ORDER BY next_attempt_at LIMIT :scan
+    )
     SELECT id FROM (
         SELECT id, next_attempt_at,
                row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS nth
         FROM due
     ) ranked
     WHERE nth <= :per_webhook ORDER BY next_attempt_at LIMIT :batch
-), claimed AS (
-    SELECT d.id FROM webhook_delivery d
-    WHERE d.id IN (SELECT id FROM fair) AND d.status = 'pending' AND d.next_attempt_at <= now()
-    FOR UPDATE OF d SKIP LOCKED
+    """
 )
-UPDATE webhook_delivery d SET next_attempt_at = now() + CAST(:lease AS interval)
-FROM webhook w
-WHERE d.id IN (SELECT id FROM claimed) AND w.id = d.webhook_id
-RETURNING d.id, d.attempts, d.payload, w.url, w.secret
-"""
-_CLAIM_DUE = text(_CLAIM.format(only=""))
-_CLAIM_THESE = text(_CLAIM.format(only="AND id = ANY(CAST(:ids AS uuid[]))"))
+_LEASE = text(
+    """
+    WITH leased AS (
+        SELECT d.id FROM webhook_delivery d
+        WHERE d.id = ANY(CAST(:ids AS uuid[])) AND d.status = 'pending' AND d.next_attempt_at <= now()
+        ORDER BY d.next_attempt_at LIMIT :limit
+        FOR UPDATE OF d SKIP LOCKED
+    )
+    UPDATE webhook_delivery d SET next_attempt_at = now() + CAST(:lease AS interval)
+    FROM webhook w
+    WHERE d.id IN (SELECT id FROM leased) AND w.id = d.webhook_id
+    RETURNING d.id, d.attempts, d.payload, w.url, w.secret
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -403,24 +437,20 @@ def lease(settings: Settings) -> timedelta:
     return timedelta(seconds=max(60.0, 4 * settings.webhook_timeout_seconds))
 
 
+async def pick_due(sessions: async_sessionmaker[AsyncSession], batch: int = CLAIM_BATCH) -> list[uuid.UUID]:
+    """The ids of one tick's due deliveries, oldest first, a few per subscription; nothing is leased."""
+    params = {"scan": batch * 10, "batch": batch, "per_webhook": CLAIM_PER_WEBHOOK}
+    async with sessions() as session:
+        return list((await session.execute(_PICK_DUE, params)).scalars())
+
+
 async def claim(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    ids: Sequence[uuid.UUID] | None = None,
-    batch: int = CLAIM_BATCH,
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, ids: Sequence[uuid.UUID], limit: int
 ) -> list[Claim]:
-    """Lease due pending deliveries (only `ids`, if given), oldest first, a few per subscription."""
-    params: dict[str, Any] = {
-        "scan": batch * 10,
-        "batch": batch,
-        "per_webhook": CLAIM_PER_WEBHOOK if ids is None else batch,
-        "lease": lease(settings),
-    }
-    if ids is not None:
-        params["ids"] = list(ids)
+    """Lease at most `limit` of the deliveries `ids` that are still pending, due and not held elsewhere."""
+    params = {"ids": list(ids), "limit": limit, "lease": lease(settings)}
     async with sessions() as session, session.begin():
-        result = await session.execute(_CLAIM_DUE if ids is None else _CLAIM_THESE, params)
-        return [Claim.from_row(row) for row in result.mappings()]
+        return [Claim.from_row(row) for row in (await session.execute(_LEASE, params)).mappings()]
 
 
 # --- attempting -------------------------------------------------------------------------------------
@@ -479,6 +509,9 @@ async def post(delivery: Claim, settings: Settings, resolve: Resolver = system_r
         "Content-Type": "application/cloudevents+json",
         "X-Todo-Signature": signature(delivery.secret, body),
         "X-Todo-Delivery": str(delivery.id),
+        # The event's place among its subject's events: deliveries are unordered, so a receiver that
+        # cares orders by it (or drops one older than what it has). Events from before it existed lack it.
+        **({"X-Todo-Sequence": str(delivery.payload["sequence"])} if "sequence" in delivery.payload else {}),
         "User-Agent": "todo-backend-webhooks/1",
         "Accept-Encoding": "identity",  # the excerpt is read raw: no decompression of what we keep
     }
@@ -579,55 +612,114 @@ class AttemptCounts:
     errors: int = 0  # attempts whose outcome could not be recorded: retried when their lease lapses
 
 
-async def attempt(
-    sessions: async_sessionmaker[AsyncSession],
-    claims: Sequence[Claim],
-    settings: Settings,
-    resolve: Resolver = system_resolver,
-) -> AttemptCounts:
-    """POST the claimed deliveries concurrently (bounded); each outcome is recorded on its own."""
-    gate = asyncio.Semaphore(CONCURRENT_ATTEMPTS)
+@lru_cache(maxsize=1)
+def _slots() -> asyncio.Semaphore:
+    """The process's one bound on attempts in flight, shared by the fast path and the retry tick: each
+    attempt holds a slot from its lease to its record, and nothing queues for a slot beyond one tick."""
+    return asyncio.Semaphore(get_settings().webhook_max_in_flight)
 
-    async def one(delivery: Claim) -> str:
-        async with gate:
-            outcome = await post(delivery, settings, resolve)
+
+async def _take_free(wanted: int) -> int:
+    """Take up to `wanted` slots without waiting; how many were taken."""
+    slots, taken = _slots(), 0
+    while taken < wanted and not slots.locked():
+        await slots.acquire()  # returns at once: a slot is free
+        taken += 1
+    return taken
+
+
+def _release(count: int) -> None:
+    for _ in range(count):
+        _slots().release()
+
+
+async def _attempt(
+    sessions: async_sessionmaker[AsyncSession], delivery: Claim, settings: Settings, resolve: Resolver
+) -> str:
+    """POST one leased delivery and record the outcome; its slot is given back either way."""
+    try:
+        outcome = await post(delivery, settings, resolve)
         return await record(sessions, delivery, outcome, settings)
+    finally:
+        _release(1)
 
-    results = await asyncio.gather(*(one(c) for c in claims), return_exceptions=True)
+
+async def _claim_and_start(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    ids: Sequence[uuid.UUID],
+    held: int,
+    resolve: Resolver,
+) -> list[tuple[Claim, asyncio.Task[str]]]:
+    """Lease as many of `ids` as the `held` slots allow and start their attempts; unused slots go back."""
+    try:
+        claims = await claim(sessions, settings, ids, held)
+    except BaseException:
+        _release(held)
+        raise
+    _release(held - len(claims))
+    loop = asyncio.get_running_loop()
+    return [(c, loop.create_task(_attempt(sessions, c, settings, resolve))) for c in claims]
+
+
+async def _counts(started: Sequence[tuple[Claim, asyncio.Task[str]]]) -> AttemptCounts:
+    results = await asyncio.gather(*(task for _, task in started), return_exceptions=True)
     statuses: list[str] = []
-    for delivery, result in zip(claims, results, strict=True):
+    for (delivery, _), result in zip(started, results, strict=True):
         if isinstance(result, BaseException):
             log.error("webhook delivery %s: attempt not recorded", delivery.id, exc_info=result)
         else:
             statuses.append(result)
     return AttemptCounts(
-        claimed=len(claims),
+        claimed=len(started),
         succeeded=statuses.count("succeeded"),
         retrying=statuses.count("pending"),
         failed=statuses.count("failed"),
-        errors=len(claims) - len(statuses),
+        errors=len(started) - len(statuses),
     )
 
 
 async def deliver_now(
     sessions: async_sessionmaker[AsyncSession], ids: Sequence[uuid.UUID], resolve: Resolver = system_resolver
 ) -> AttemptCounts:
-    """The fast path after the consumer's commit: claim and attempt the deliveries it just created."""
+    """The fast path after the consumer's commit: attempt as many of the deliveries it just created as
+    there are free slots; the others stay due, for retry-webhook-deliveries."""
     settings = get_settings()
-    return await attempt(sessions, await claim(sessions, settings, ids, batch=len(ids)), settings, resolve)
+    held = await _take_free(len(ids))
+    if held < len(ids):
+        log.info("%d webhook deliveries wait for the retry tick: attempts at the bound", len(ids) - held)
+    if not held:
+        return AttemptCounts()
+    return await _counts(await _claim_and_start(sessions, settings, ids, held, resolve))
 
 
 async def retry_due(
     sessions: async_sessionmaker[AsyncSession], resolve: Resolver = system_resolver
 ) -> AttemptCounts:
-    """One cron tick: claim one bounded batch of due deliveries and attempt them."""
+    """One cron tick: pick one bounded batch of due deliveries and attempt them as slots come free, each
+    leased only when its slot is (a row another worker attempts meanwhile is skipped, not POSTed)."""
     settings = get_settings()
-    return await attempt(sessions, await claim(sessions, settings), settings, resolve)
+    waiting = await pick_due(sessions)
+    started: list[tuple[Claim, asyncio.Task[str]]] = []
+    try:
+        while waiting:
+            await _slots().acquire()
+            held = 1 + await _take_free(len(waiting) - 1)
+            batch = await _claim_and_start(sessions, settings, waiting, held, resolve)
+            started += batch
+            if len(batch) < held:
+                break  # the rest were attempted elsewhere (or are no longer due)
+            leased = {c.id for c, _ in batch}
+            waiting = [i for i in waiting if i not in leased]
+    finally:
+        counts = await _counts(started)  # a tick that fails still waits for the attempts it started
+    return counts
 
 
 # Fast-path attempts run detached from the event's acknowledgement, so a slow receiver never holds up
 # the dispatcher (which delivers a partition's events one at a time). Their rows are committed first:
-# an attempt lost with the process is retried by the cron once its lease lapses.
+# an attempt lost with the process is retried by the cron once its lease lapses. The set is bounded by
+# the slots: an event that finds none leaves its rows to the cron and its task ends at once.
 _detached: set[asyncio.Task[Any]] = set()
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
+from cloudevents.kafka import to_binary as kafka_binary
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,7 +36,9 @@ from taskapi import Api, Sql, assert_problem, mint
 from todo_backend import email as todo_email
 from todo_backend import webhooks
 from todo_backend.bootstrap import unit_of_work
-from todo_backend.db import get_sessionmaker
+from todo_backend.catalog import Delivery
+from todo_backend.db import get_engine, get_sessionmaker
+from todo_backend.devstack import dispatcher
 from todo_backend.devstack.runner import free_port
 from todo_backend.events import to_cloudevent_json
 from todo_backend.models import TaskEvent, utcnow
@@ -241,8 +245,8 @@ async def test_both_routes_need_a_valid_token(alice: Api, jwt_secret: str) -> No
 class LocalServer:
     """A real HTTP server on 127.0.0.1 (uvicorn) serving `app`: webhook receivers and the Dapr stand-in."""
 
-    def __init__(self, app: Starlette) -> None:
-        self.port = free_port()
+    def __init__(self, app: Starlette, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
@@ -507,17 +511,104 @@ async def test_with_email_off_deliver_notification_says_so_once_and_sends_nothin
     assert len(await notifications(ada)) == 2
 
 
-async def test_with_no_sidecar_to_reach_the_channel_is_off_and_says_why(
+async def emails_tracked(sql: Sql, event: CloudEvent) -> int:
+    """Tracking rows of the reminder email for `event`: written only once it was sent."""
+    return int(
+        await sql.pool.fetchval(
+            "SELECT count(*) FROM processed_event WHERE consumer = $1 AND event_id = $2",
+            "deliver-notification:email",
+            uuid.UUID(event["id"]),
+        )
+    )
+
+
+async def test_a_sidecar_that_comes_up_late_gets_the_email_on_the_retry_never_a_silent_skip(
+    new_user: Callable[..., Api],
+    deliver: Callable[..., Any],
+    mailbox: tuple[Mailbox, int],
+    email_settings: Callable[..., None],
+    sql: Sql,
+) -> None:
+    # A pod woken from zero: the first reminder arrives before its sidecar listens.
+    port = free_port()
+    email_settings(notification_email="dapr", dapr_http_port=port, notification_email_from=SENDER)
+    ada = new_user(f"ada-{uuid.uuid4().hex[:8]}@example.test")
+    [event] = await reminder_events(ada, "Call the dentist")
+
+    assert (await deliver(event)).status_code == 503  # retried by the dispatcher, not acknowledged
+    assert len(await notifications(ada)) == 1
+    assert await emails_tracked(sql, event) == 0
+
+    stand_in = DaprSidecar("email-smtp", mailbox[1])
+    async with LocalServer(stand_in.app, port):  # the sidecar is up now
+        assert (await deliver(event)).status_code == 200  # the retry
+        assert (await deliver(event)).status_code == 200  # and a duplicate of it
+    assert len(mailbox[0].envelopes) == 1 and len(stand_in.requests) == 1
+    assert await emails_tracked(sql, event) == 1
+    assert len(await notifications(ada)) == 1
+
+
+async def test_a_sidecar_that_never_comes_up_fails_every_retry_and_the_dispatcher_dead_letters_it(
+    new_user: Callable[..., Api],
+    function_clients: dict[str, httpx.AsyncClient],
+    email_settings: Callable[..., None],
+    sql: Sql,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = get_settings().model_copy(update={"notification_email": "dapr", "dapr_http_port": free_port()})
-    with caplog.at_level(logging.INFO, logger="todo_backend.email"):
-        assert await todo_email.open_channel(settings, wait_seconds=0.3) is None
-    [record] = [r for r in caplog.records if r.name == "todo_backend.email"]
-    assert record.levelno == logging.WARNING
-    assert record.getMessage().startswith(
-        "reminder emails are off: NOTIFICATION_EMAIL=dapr, but no Dapr sidecar"
-    )
+    email_settings(notification_email="dapr", dapr_http_port=free_port(), notification_email_from=SENDER)
+    retries = 3
+    monkeypatch.setattr(dispatcher, "DELIVERY", Delivery(retries=retries, backoff_seconds=0.01))
+    ada = new_user(f"ada-{uuid.uuid4().hex[:8]}@example.test")
+    [event] = await reminder_events(ada, "Nobody will tell you")
+    message = kafka_binary(event, key_mapper=lambda e: e["partitionkey"].encode())
+    record = SimpleNamespace(headers=list(message.headers.items()), key=message.key, value=message.value)
+
+    with caplog.at_level(logging.WARNING, logger="todo_backend.notifications"):
+        outcome = await dispatcher.post_event(function_clients["deliver-notification"], "/", record)
+    assert (outcome.delivered, outcome.status) == (False, 503)  # so it goes to the dead-letter topic
+    failed = [r for r in caplog.records if r.getMessage().startswith("reminder email for event")]
+    assert len(failed) == retries + 1  # every delivery tried to send; none was skipped
+    assert await emails_tracked(sql, event) == 0
+    assert len(await notifications(ada)) == 1
+
+
+class HeldSidecar(DaprSidecar):
+    """The stand-in sidecar, holding each binding request until `release` is set."""
+
+    def __init__(self, name: str, smtp_port: int) -> None:
+        super().__init__(name, smtp_port)
+        self.holding, self.release = asyncio.Event(), asyncio.Event()
+
+    async def invoke(self, request: Request) -> Response:
+        self.holding.set()
+        await self.release.wait()
+        return await super().invoke(request)
+
+
+async def test_the_email_is_sent_with_no_transaction_open_and_tracked_after_the_send(
+    new_user: Callable[..., Api],
+    deliver: Callable[..., Any],
+    mailbox: tuple[Mailbox, int],
+    email_settings: Callable[..., None],
+    sql: Sql,
+) -> None:
+    stand_in = HeldSidecar("email-smtp", mailbox[1])
+    async with LocalServer(stand_in.app) as server:
+        email_settings(notification_email="dapr", dapr_http_port=server.port, notification_email_from=SENDER)
+        ada = new_user(f"ada-{uuid.uuid4().hex[:8]}@example.test")
+        [event] = await reminder_events(ada, "Hold the line")
+        delivery = asyncio.create_task(deliver(event))
+        async with asyncio.timeout(10):
+            await stand_in.holding.wait()  # the send is in flight
+        pinned = get_engine().pool.checkedout()
+        tracked_during_send = await emails_tracked(sql, event)
+        stand_in.release.set()
+        assert (await delivery).status_code == 200
+    assert pinned == 0  # no pool connection (and so no transaction) held across the sidecar call
+    assert tracked_during_send == 0
+    assert await emails_tracked(sql, event) == 1
+    assert len(mailbox[0].envelopes) == 1
 
 
 async def test_a_user_whose_id_is_not_an_address_gets_the_notification_but_no_email(

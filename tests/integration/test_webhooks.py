@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -23,6 +25,7 @@ from cloudevents.http import CloudEvent
 from taskapi import Api, Sql, assert_problem
 
 from todo_backend import catalog, webhooks
+from todo_backend.db import get_engine
 from todo_backend.devstack.runner import free_port
 from todo_backend.settings import get_settings
 
@@ -59,6 +62,8 @@ class Receiver:
         self.replies = list(replies) or [Reply()]
         self.port = port
         self.received: list[Received] = []
+        self.in_flight = 0  # requests received and not yet answered
+        self.peak = 0  # the most ever in flight at once
         self._arrivals: asyncio.Queue[Received] = asyncio.Queue()
         self._handlers: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
@@ -97,11 +102,14 @@ class Receiver:
                     headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             request = Received(method, path, headers, body, time.monotonic())
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
             self.received.append(request)
             self._arrivals.put_nowait(request)
             reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), reply.delay)
+            self.in_flight -= 1
             if self._closing.is_set():
                 return
             extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
@@ -187,6 +195,7 @@ def task_event(user: Api, type_: str = CREATED, task_id: str | None = None, **at
         "datacontenttype": "application/json",
         "partitionkey": task_id,
         "userid": user.user_id,
+        "sequence": "7",
         **attrs,
     }
     return CloudEvent(attributes, {"task": {"id": task_id, "title": "Water the plants"}})
@@ -341,6 +350,12 @@ async def test_every_webhook_route_requires_a_token(alice: Api, method: str, pat
         ({"url": "http://127.0.0.1:9/ho\x00ok", "event_types": [CREATED]}, "url"),
         ({"url": "http://127.0.0.1:9/hook", "event_types": [CREATED], "secret": "nul\x00" * 8}, "secret"),
         ({"url": "http://127.0.0.1:9/hook", "event_types": [CREATED + "\x00"]}, "event_types"),
+        ({"url": "http://127.0.0.1:99999/hook", "event_types": [CREATED]}, "url"),
+        ({"url": "http://127.0.0.1:0/hook", "event_types": [CREATED]}, "url"),
+        ({"url": "http://hooks example.com/hook", "event_types": [CREATED]}, "url"),
+        ({"url": "http://hooks_example.com/hook", "event_types": [CREATED]}, "url"),
+        ({"url": "http://hooks..example.com/hook", "event_types": [CREATED]}, "url"),
+        ({"url": "http://127.1/hook", "event_types": [CREATED]}, "url"),
     ],
 )
 async def test_invalid_webhooks_are_unprocessable_naming_the_field(
@@ -668,7 +683,7 @@ async def test_concurrent_retry_ticks_never_post_the_same_delivery_twice(
         hooks = [await subscribe(alice, receiver.url) for _ in range(6)]
         for _ in range(3):
             assert (await send(deliver, task_event(alice))).status_code == 200
-        await webhooks.background_deliveries_done()
+            await webhooks.background_deliveries_done()  # one event at a time: all within the bound
         assert len(receiver.received) == 18
         receiver.replies = [Reply(200)]
         for hook in hooks:
@@ -677,6 +692,117 @@ async def test_concurrent_retry_ticks_never_post_the_same_delivery_twice(
         retried = receiver.received[18:]
     ids = [r.headers["x-todo-delivery"] for r in retried]
     assert len(ids) == 18 and len(set(ids)) == 18
+
+
+async def drain(retry: Callable[[], Any], sql: Sql, user: Api, expected: int) -> None:
+    """Tick until all `expected` deliveries of `user` have succeeded (a bounded number of ticks)."""
+    for _ in range(40):
+        await webhooks.background_deliveries_done()
+        done = await sql.pool.fetchval(
+            "SELECT count(*) FROM webhook_delivery WHERE user_id = $1 AND status = 'succeeded'", user.user_id
+        )
+        if done == expected:
+            return
+        await retry()
+    raise AssertionError(f"{done} of {expected} deliveries succeeded")
+
+
+async def test_a_burst_of_events_to_many_hooks_stays_within_the_bound_and_posts_each_delivery_once(
+    alice: Api, deliver: httpx.AsyncClient, retry: Callable[[], Any], sql: Sql
+) -> None:
+    bound = get_settings().webhook_max_in_flight
+    events = 20
+    async with Receiver(Reply(200, delay=0.2)) as receiver:
+        hooks = [await subscribe(alice, f"{receiver.url}/{i}") for i in range(10)]
+        # The burst, with retry ticks racing the fast path's attempts from the start.
+        burst = asyncio.gather(*(send(deliver, task_event(alice)) for _ in range(events)))
+        ticks = asyncio.gather(*(retry() for _ in range(3)))
+        responses, _ = await asyncio.gather(burst, ticks)
+        assert [r.status_code for r in responses] == [200] * events  # no 503: the pool is not starved
+        await drain(retry, sql, alice, events * len(hooks))
+    assert receiver.peak <= bound, f"{receiver.peak} POSTs in flight at once; the bound is {bound}"
+    posts = collections.Counter(r.headers["x-todo-delivery"] for r in receiver.received)
+    assert len(posts) == events * len(hooks)
+    assert set(posts.values()) == {1}, [d for d, n in posts.items() if n > 1]  # none POSTed twice
+
+
+async def test_beyond_the_bound_new_deliveries_wait_for_the_retry_tick_and_no_post_pins_a_connection(
+    alice: Api,
+    deliver: httpx.AsyncClient,
+    retry: Callable[[], Any],
+    sql: Sql,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(get_settings(), "webhook_timeout_seconds", 2.0)
+    bound = get_settings().webhook_max_in_flight
+    async with Receiver(Reply(delay=60)) as hung:
+        for i in range(10):
+            await subscribe(alice, f"{hung.url}/{i}")
+        for _ in range(2):  # 20 deliveries
+            assert (await send(deliver, task_event(alice))).status_code == 200
+        for _ in range(bound):
+            await hung.next()
+        pinned = get_engine().pool.checkedout()  # while `bound` POSTs hang
+        await webhooks.background_deliveries_done()  # they time out
+        assert len(hung.received) == bound
+    assert pinned == 0  # the claim and the record each hold a connection briefly; a POST holds none
+    waiting = await sql.pool.fetchval(
+        "SELECT count(*) FROM webhook_delivery"
+        " WHERE user_id = $1 AND attempts = 0 AND next_attempt_at <= now()",
+        alice.user_id,
+    )
+    assert waiting == 20 - bound  # due, for the retry tick: not queued in the process
+
+
+async def test_a_lease_starts_with_its_attempt_so_rows_waiting_for_a_slot_are_never_posted_twice(
+    alice: Api,
+    deliver: httpx.AsyncClient,
+    retry: Callable[[], Any],
+    sql: Sql,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A lease much shorter than a tick's batch takes at the bound: had it started when the batch was
+    # claimed, the rows still waiting for a slot would be due again and a second tick would POST them.
+    monkeypatch.setattr(webhooks, "lease", lambda settings: timedelta(seconds=2))
+    monkeypatch.setattr(get_settings(), "webhook_timeout_seconds", 1.5)
+    async with Receiver(Reply(500)) as receiver:
+        hooks = [await subscribe(alice, f"{receiver.url}/{i}") for i in range(10)]
+        for _ in range(5):
+            assert (await send(deliver, task_event(alice))).status_code == 200
+        await webhooks.background_deliveries_done()  # 50 pending, one attempt each
+        first = len(receiver.received)
+        receiver.replies = [Reply(200, delay=0.8)]  # 50 at 16 a time: about 3.2 s for one tick
+        for hook in hooks:
+            await make_due(sql, hook)
+        one = asyncio.create_task(retry())
+        await asyncio.sleep(2.2)  # past the lease of the first slots' worth
+        counts = [await retry(), await one]
+        await drain(retry, sql, alice, 50)
+    retried = collections.Counter(r.headers["x-todo-delivery"] for r in receiver.received[first:])
+    assert len(retried) == 50 and set(retried.values()) == {1}, retried.most_common(3)
+    assert sum(c["claimed"] for c in counts) <= 50
+
+
+async def test_each_post_carries_the_events_sequence_in_a_header_and_in_the_payload(
+    alice: Api, deliver: httpx.AsyncClient
+) -> None:
+    async with Receiver() as receiver:
+        await subscribe(alice, receiver.url)
+        assert (await send(deliver, task_event(alice, sequence="12345"))).status_code == 200
+        request = await receiver.next()
+    assert request.headers["x-todo-sequence"] == "12345"
+    assert json.loads(request.body)["sequence"] == "12345"
+
+
+@pytest.mark.parametrize("sequence", ["-1", "1e3", "7\r\nX-Evil: 1", "\u0663", "", " 7"])
+async def test_an_event_whose_sequence_is_not_a_decimal_integer_is_422(
+    alice: Api, deliver: httpx.AsyncClient, sequence: str
+) -> None:
+    async with Receiver() as receiver:
+        await subscribe(alice, receiver.url)
+        assert (await send(deliver, task_event(alice, sequence=sequence), "structured")).status_code == 422
+        await webhooks.background_deliveries_done()
+        assert receiver.received == []
 
 
 async def test_in_production_a_delivery_to_a_non_public_address_is_not_sent(

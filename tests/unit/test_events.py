@@ -100,6 +100,7 @@ def test_the_stored_row_renders_as_structured_cloudevents_1_0_json() -> None:
     task = a_task()
     row = to_outbox_row(TaskUpdated(task, ("priority",)), "update-task")
     row.time = datetime(2030, 5, 1, 14, 0, 0, 250, tzinfo=timezone(timedelta(hours=2)))
+    row.sequence = 42  # the database assigns it on insert
     assert to_cloudevent_json(row) == {
         "specversion": "1.0",
         "id": str(row.id),
@@ -110,6 +111,7 @@ def test_the_stored_row_renders_as_structured_cloudevents_1_0_json() -> None:
         "datacontenttype": "application/json",
         "partitionkey": str(task.id),
         "userid": "user-1",
+        "sequence": "42",
         "data": {"task": task_json(task), "changed": ["priority"]},
     }
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from todo_backend.webhooks import (
     Destination,
@@ -137,10 +139,10 @@ async def test_production_refuses_forbidden_address_literals_without_a_lookup(ur
         await check_destination(url, production=True, resolve=untouchable_resolver)
 
 
-async def test_a_numeric_host_is_judged_by_what_it_resolves_to() -> None:
-    # 2130706433 is 127.0.0.1 to getaddrinfo; the check looks at the address, not the spelling.
-    with pytest.raises(UnsafeDestination, match="loopback"):
-        await check("https://2130706433/in", "127.0.0.1")
+async def test_a_numeric_host_that_resolvers_read_as_an_address_is_refused_before_any_lookup() -> None:
+    # 2130706433 is 127.0.0.1 to getaddrinfo: neither a host name nor an address literal.
+    with pytest.raises(UnsafeDestination, match="host name"):
+        await check_destination("https://2130706433/in", production=True, resolve=untouchable_resolver)
 
 
 @pytest.mark.parametrize(
@@ -223,3 +225,63 @@ def test_a_pinned_ipv6_address_is_bracketed_and_the_default_port_is_left_out_of_
     assert str(request.url) == "http://[2606:4700::1111]/in"
     assert request.headers["Host"] == "hooks.example.com"
     assert "sni_hostname" not in request.extensions
+
+
+# --- the URL's form: what no connection could use is refused at subscription -------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:99999/hook",  # no such port
+        "http://127.0.0.1:0/hook",
+        "http://hooks example.com/hook",  # a space in the host
+        "http://hooks%20example.com/hook",
+        "http://hooks_example.com/hook",
+        "http://-hooks.example.com/",
+        "http://hooks-.example.com/",
+        "http://hooks..example.com/",
+        "http://hooks,example.com/",
+        "http://1.2.3/",  # all-digit last label: resolvers read it as 1.2.0.3
+        "http://127.1/",
+        f"http://{'a' * 64}.example.com/",  # a label over 63 characters
+        "http://" + "a." * 127 + "com/",  # a name over 253 characters
+    ],
+)
+def test_a_url_whose_host_or_port_could_never_be_connected_to_is_refused(url: str) -> None:
+    with pytest.raises(UnsafeDestination):
+        parse_url(url, https_only=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:65535/",
+        "https://hooks.example.com/in",
+        "https://hooks.example.com./in",
+        "https://xn--bcher-kva.example/",
+        "https://bücher.example/",
+        "http://[::1]:8080/",
+        "https://3com.example/",
+    ],
+)
+def test_ordinary_host_names_and_addresses_are_accepted(url: str) -> None:
+    parse_url(url, https_only=False)
+
+
+@given(host=st.text(max_size=80), port=st.integers(min_value=-10, max_value=200_000))
+def test_any_host_and_port_is_accepted_as_a_plain_name_or_address_or_refused_never_an_error(
+    host: str, port: int
+) -> None:
+    try:
+        parsed = parse_url(f"http://{host}:{port}/hook", https_only=False)
+    except UnsafeDestination:
+        return
+    assert 1 <= port <= 65535 and parsed.port in (port, None)  # None: the scheme's default, 80
+    name = parsed.raw_host.decode("ascii")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        assert set(name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+        assert all(0 < len(label) <= 63 for label in name.rstrip(".").split("."))
