@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -29,14 +30,39 @@ def get_publisher() -> EventPublisher | None:
     return Publisher(settings) if settings.kafka_bootstrap_servers else None
 
 
+class CircuitBreaker:
+    """Open for `cooldown` seconds after a failure; until then callers stand aside."""
+
+    def __init__(self, cooldown: float) -> None:
+        self.cooldown = cooldown
+        self._open_until = 0.0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self._open_until
+
+    def trip(self) -> None:
+        self._open_until = time.monotonic() + self.cooldown
+
+
+@lru_cache(maxsize=1)
+def get_fast_path_breaker() -> CircuitBreaker:
+    return CircuitBreaker(get_settings().fast_path_cooldown_seconds)
+
+
 async def publish_now(rows: Sequence[TaskEvent]) -> None:
-    """The fast path after a commit. A failure only delays the events: relay-outbox publishes them."""
+    """The fast path after a commit. A failure only delays the events: relay-outbox publishes them.
+    After one, the fast path stands aside for FAST_PATH_COOLDOWN_SECONDS, so that while the broker is
+    down or silent no request waits on it while holding a key's lock and a pool connection."""
     publisher = get_publisher()
-    if publisher is None or not rows:
+    breaker = get_fast_path_breaker()
+    if publisher is None or not rows or not breaker.allows():
         return
     from todo_backend.relay import publish_committed
 
     try:
         await publish_committed(get_sessionmaker(), publisher, rows)
     except Exception as exc:
-        log.warning("fast-path publish failed, relay-outbox will publish: %r", exc)
+        breaker.trip()
+        log.warning(
+            "fast-path publish failed; relay-outbox publishes for the next %.0f s: %r", breaker.cooldown, exc
+        )

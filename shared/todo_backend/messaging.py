@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from todo_backend.events import to_cloudevent_json
@@ -44,10 +46,60 @@ def to_kafka_record(row: TaskEvent) -> tuple[Any, list[tuple[str, bytes]], Any]:
     return message.key, list(message.headers.items()), message.value
 
 
+class PublishFailed(RuntimeError):
+    """Not every row was acknowledged. `acknowledged` are the rows that were, for each key up to its first
+    row that was not: they are on the topic, and publishing them again would duplicate them."""
+
+    def __init__(self, acknowledged: list[TaskEvent]) -> None:
+        super().__init__(f"{len(acknowledged)} rows acknowledged before the publish failed")
+        self.acknowledged = acknowledged
+
+
+def _acknowledged(sent: list[tuple[TaskEvent, asyncio.Future[Any]]]) -> list[TaskEvent]:
+    failed: set[str] = set()  # keys with a row that was not acknowledged: their later rows wait too
+    acknowledged = []
+    for row, future in sent:
+        if (
+            row.partition_key not in failed
+            and future.done()
+            and not future.cancelled()
+            and future.exception() is None
+        ):
+            acknowledged.append(row)
+        else:
+            failed.add(row.partition_key)
+    return acknowledged
+
+
+class TopicMismatch(RuntimeError):
+    """The broker's topics disagree with KAFKA_TOPIC_PARTITIONS: publishing would put a task's events in
+    partitions other than the ones its earlier events are in (or in ones nobody reads)."""
+
+
+@lru_cache(maxsize=1)
+def _without_topic_auto_creation() -> None:
+    """aiokafka asks every metadata request to auto-create missing topics, and a broker that allows it
+    (Tansu always, it has no setting for it; Kafka with auto.create.topics.enable) creates them with its
+    own default partition count, not ours: Tansu's is 4. So no aiokafka client in this process asks, and
+    only ensure_topics creates topics. Process-wide on purpose: a consumer's metadata refresh after a
+    broker restart would auto-create them just the same."""
+    import aiokafka.client
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    class WithoutAutoCreation(MetadataRequest):
+        def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool = False) -> None:
+            super().__init__(topics, allow_auto_topic_creation=False)
+
+    aiokafka.client.MetadataRequest = WithoutAutoCreation
+
+
 class EventPublisher(Protocol):
-    """What the relay and the fast path publish through."""
+    """What the relay and the fast path publish through. `ready()` does the network round trips a
+    publish needs first (connecting, checking topics): call it with no transaction open, then
+    `publish()` inside the transaction that marks the rows, where it only sends and waits for acks."""
 
     async def ensure_topics(self) -> None: ...
+    async def ready(self) -> None: ...
     async def publish(self, rows: list[TaskEvent]) -> None: ...
     async def close(self) -> None: ...
 
@@ -61,10 +113,14 @@ class Publisher:
         self._lock = asyncio.Lock()
 
     async def _started(self) -> AIOKafkaProducer:
-        async with self._lock:
+        # One bound on the wait for the lock and the start together: against a broker that accepts
+        # connections and never answers, callers queued behind a start would otherwise each wait for
+        # their own in turn.
+        async with asyncio.timeout(self.settings.kafka_publish_timeout_seconds), self._lock:
             if self._producer is None:
                 from aiokafka import AIOKafkaProducer
 
+                _without_topic_auto_creation()
                 s = self.settings
                 producer = AIOKafkaProducer(
                     bootstrap_servers=s.kafka_bootstrap_servers,
@@ -74,7 +130,7 @@ class Publisher:
                     linger_ms=0,
                 )
                 try:
-                    await asyncio.wait_for(producer.start(), s.kafka_publish_timeout_seconds)
+                    await producer.start()
                 except BaseException:
                     await producer.stop()
                     raise
@@ -82,9 +138,11 @@ class Publisher:
             return self._producer
 
     async def ensure_topics(self) -> None:
-        """Create missing topics: a broker that came back empty gets them again."""
+        """Create missing topics (a broker that came back empty gets them again) and refuse, with
+        TopicMismatch, topics that exist with another partition count."""
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+        _without_topic_auto_creation()
         s = self.settings
         admin = AIOKafkaAdminClient(
             bootstrap_servers=s.kafka_bootstrap_servers,
@@ -93,32 +151,91 @@ class Publisher:
         await asyncio.wait_for(admin.start(), s.kafka_publish_timeout_seconds)
         try:
             existing = set(await admin.list_topics())
-            wanted = [t for t in topics(s) if t not in existing]
-            dead_letters = [f"{t}.dlq" for t in topics(s) if f"{t}.dlq" not in existing]
+            wanted = [*topics(s), *(f"{t}.dlq" for t in topics(s))]
             new = [
                 NewTopic(name, s.kafka_topic_partitions, s.kafka_replication_factor)
-                for name in wanted + dead_letters
+                for name in wanted
+                if name not in existing
             ]
             if new:
                 await admin.create_topics(new)
                 log.info("created topics %s", [t.name for t in new])
+            described = await admin.describe_topics(list(topics(s)))
+            self._check({t["topic"]: {p["partition"] for p in t["partitions"]} for t in described})
         finally:
             await admin.close()
 
+    def _check(self, partitions: Mapping[str, set[int] | None], *, missing_ok: bool = False) -> None:
+        expected = set(range(self.settings.kafka_topic_partitions))
+        wrong = {
+            t: len(partitions.get(t) or ())
+            for t in topics(self.settings)
+            if partitions.get(t) != expected and not (missing_ok and partitions.get(t) is None)
+        }
+        if wrong:
+            raise TopicMismatch(
+                f"topics {wrong} do not have KAFKA_TOPIC_PARTITIONS={len(expected)} partitions each: "
+                "not publishing to them; recreate them with that many (the events wait in the outbox)"
+            )
+
+    def _cached(self, producer: AIOKafkaProducer) -> dict[str, set[int] | None]:
+        """The partitions the producer will partition keys over, from its own metadata."""
+        return {t: producer.client.cluster.partitions_for_topic(t) for t in topics(self.settings)}
+
+    async def _current(self, producer: AIOKafkaProducer) -> dict[str, set[int] | None]:
+        """The partitions of our topics as the broker has them now, not as the producer last saw them:
+        a producer that outlived a broker restart still holds the old metadata."""
+        current = await producer.client.fetch_all_metadata()
+        return {t: current.partitions_for_topic(t) for t in topics(self.settings)}
+
+    async def ready(self) -> None:
+        """Start the producer, create missing topics, and bring the producer's metadata up to date."""
+        s = self.settings
+        try:
+            producer = await self._started()
+            async with asyncio.timeout(s.kafka_publish_timeout_seconds):
+                current = await self._current(producer)
+                if any(p is None for p in current.values()):
+                    await self.ensure_topics()
+                    current = await self._current(producer)
+                self._check(current)
+                if self._cached(producer) != current:
+                    await producer.client.set_topics(topics(s))
+                    await producer.client.force_metadata_update()
+                self._check(self._cached(producer))
+        except Exception:
+            await self.close()  # the next attempt starts from a fresh connection
+            raise
+
     async def publish(self, rows: list[TaskEvent]) -> None:
-        """Send rows in order and wait for every ack; raises if any was not acknowledged."""
+        """Send rows in order and wait for every ack, within KAFKA_PUBLISH_TIMEOUT_SECONDS. Raises if any
+        was not acknowledged: PublishFailed when some were, which the caller marks published."""
         if not rows:
             return
         producer = await self._started()
+        sent: list[tuple[TaskEvent, asyncio.Future[Any]]] = []
         try:
-            futures = [
-                await producer.send(topic_for(row.type, self.settings), value, key, headers=headers)
-                for row in rows
-                for key, headers, value in (to_kafka_record(row),)
-            ]
-            await asyncio.wait_for(asyncio.gather(*futures), self.settings.kafka_publish_timeout_seconds * 2)
-        except Exception:
-            await self.close()  # the next publish starts from a fresh connection
+            async with asyncio.timeout(self.settings.kafka_publish_timeout_seconds):
+                # The broker's topics just before sending and again after the acks: Tansu acknowledges
+                # records for a topic it does not have (a restart since ready() lost it), and may lose
+                # them when the topic is created again. Kafka refuses them; the checks cost two round trips.
+                self._check(await self._current(producer))
+                for row in rows:
+                    key, headers, value = to_kafka_record(row)
+                    topic = topic_for(row.type, self.settings)
+                    sent.append((row, await producer.send(topic, value, key, headers=headers)))
+                await asyncio.gather(*(future for _, future in sent))
+                # A metadata refresh during the sends that saw other partitions: the acks may be for
+                # records nobody reads, so the rows stay unpublished.
+                self._check(self._cached(producer))
+                self._check(await self._current(producer))
+        except Exception as exc:
+            # Closing flushes what is still in flight: once it returns, every send has been acknowledged
+            # or has failed, so what was acknowledged after the timeout is not published a second time.
+            await self.close()
+            acknowledged = [] if isinstance(exc, TopicMismatch) else _acknowledged(sent)
+            if acknowledged:
+                raise PublishFailed(acknowledged) from exc
             raise
 
     async def close(self) -> None:
@@ -142,6 +259,9 @@ class DaprPublisher:
 
     async def ensure_topics(self) -> None:
         """Dapr cannot create topics: in the cluster infra/create-topics.sh does."""
+
+    async def ready(self) -> None:
+        """Nothing to connect first: the sidecar is local, and publishing through it checks nothing."""
 
     async def publish(self, rows: list[TaskEvent]) -> None:
         if self._client is None:

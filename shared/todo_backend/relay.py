@@ -2,8 +2,12 @@
 
 Locking: a transaction-scoped advisory lock per partition key. Whoever holds a key's lock publishes
 all of that key's unpublished rows in sequence order, waits for the broker's acks, and marks them
-published in the same transaction. Row locks with SKIP LOCKED alone are not enough: a second relay
-could skip an earlier row of a key that the first holds and publish a later one before it.
+published in the same transaction. That wait (with a look at the broker's topics before and after),
+bounded by KAFKA_PUBLISH_TIMEOUT_SECONDS, is the only network I/O inside a transaction: connecting and
+creating topics (`publisher.ready()`) come before it. A publish that fails part-way still marks the
+rows the broker acknowledged, so they are not published twice.
+Row locks with SKIP LOCKED alone are not enough: a second relay could skip an earlier row of a key
+that the first holds and publish a later one before it.
 A relay that dies after the acks but before its commit leaves rows that are published again later;
 consumers absorb that through their tracking rows (the event id is the same).
 """
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from todo_backend.messaging import EventPublisher
+from todo_backend.messaging import EventPublisher, PublishFailed
 from todo_backend.models import TaskEvent
 
 log = logging.getLogger(__name__)
@@ -30,8 +34,12 @@ _TRY_LOCK_KEYS = text(
 )
 
 
-async def _publish_unpublished(session: AsyncSession, publisher: EventPublisher, keys: Sequence[str]) -> int:
-    """Publish and mark every unpublished row of `keys` (whose locks the caller holds)."""
+async def _publish_unpublished(
+    session: AsyncSession, publisher: EventPublisher, keys: Sequence[str]
+) -> tuple[int, PublishFailed | None]:
+    """Publish and mark every unpublished row of `keys` (whose locks the caller holds). A publish that
+    failed part-way is returned, not raised: the caller commits the marks of the rows that are on the
+    topic, then raises it."""
     rows = list(
         (
             await session.execute(
@@ -41,7 +49,11 @@ async def _publish_unpublished(session: AsyncSession, publisher: EventPublisher,
             )
         ).scalars()
     )
-    await publisher.publish(rows)
+    failure = None
+    try:
+        await publisher.publish(rows)
+    except PublishFailed as exc:
+        rows, failure = exc.acknowledged, exc
     if rows:
         await session.execute(
             update(TaskEvent)
@@ -50,7 +62,7 @@ async def _publish_unpublished(session: AsyncSession, publisher: EventPublisher,
             # The rows are not used after this: no need to match the WHERE against each loaded one.
             .execution_options(synchronize_session=False)
         )
-    return len(rows)
+    return len(rows), failure
 
 
 async def publish_committed(
@@ -59,10 +71,14 @@ async def publish_committed(
     """The fast path: right after a commit, publish that commit's rows (and any earlier ones of the
     same keys still waiting, so per-key order holds). Waits briefly for a key a relay is publishing."""
     keys = sorted({row.partition_key for row in rows})  # sorted: a fixed lock order cannot deadlock
+    await publisher.ready()  # connecting and checking topics hold no transaction or pool connection
     async with sessions() as session, session.begin():
         await session.execute(text("SET LOCAL lock_timeout = '2s'"))
         await session.execute(_LOCK_KEYS, {"keys": keys})
-        return await _publish_unpublished(session, publisher, keys)
+        published, failure = await _publish_unpublished(session, publisher, keys)
+    if failure is not None:
+        raise failure
+    return published
 
 
 @dataclass(frozen=True)
@@ -83,10 +99,11 @@ async def relay_outbox(
     """One tick: publish rows older than the grace period (the fast path's window), oldest key first,
     batch after batch until none is left or the time budget is spent. Keys another relay or a fast
     path holds are skipped (pg_try_advisory_xact_lock): they are being published right now."""
-    await publisher.ensure_topics()
     published = batches = 0
     deadline = time.monotonic() + budget_seconds
     while time.monotonic() < deadline:
+        # Before each batch's transaction: a broker that restarted since the last batch is checked again.
+        await publisher.ready()
         async with sessions() as session, session.begin():
             # The oldest waiting rows (the partial index on unpublished sequence), their keys in order.
             oldest = (
@@ -104,8 +121,11 @@ async def relay_outbox(
             locked = [k for (k,) in await session.execute(_TRY_LOCK_KEYS, {"keys": keys})]
             if not locked:
                 break  # every waiting key is being published by someone else
-            published += await _publish_unpublished(session, publisher, locked)
-            batches += 1
+            count, failure = await _publish_unpublished(session, publisher, locked)
+        published += count
+        batches += 1
+        if failure is not None:
+            raise failure
     async with sessions() as session:
         unpublished = select(func.count()).where(TaskEvent.published_at.is_(None))
         backlog = int((await session.execute(unpublished)).scalar_one())

@@ -114,7 +114,10 @@ async def test_the_dapr_adapter_writes_the_records_the_direct_publisher_writes(
 
     direct_topic, dapr_topic = f"direct-{uuid.uuid4().hex[:8]}", f"dapr-{uuid.uuid4().hex[:8]}"
     direct, via_dapr = Publisher(settings(direct_topic)), DaprPublisher(settings(dapr_topic))
+    # Dapr creates no topics (in the cluster infra/create-topics.sh does), and nothing here auto-creates.
+    await Publisher(settings(dapr_topic)).ensure_topics()
     try:
+        await direct.ready()  # creates its topics, as the relay and the fast path do before publishing
         await direct.publish(rows)
         await via_dapr.publish(rows)
     finally:
