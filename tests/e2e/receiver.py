@@ -1,13 +1,18 @@
-"""What the end-to-end tests run beside the stack: a webhook receiver, and patience."""
+"""What the end-to-end tests run beside the stack: a webhook receiver, patience, and a drained dispatcher."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from todo_backend import catalog
+from todo_backend.messaging import topic_for
+from todo_backend.settings import get_settings
 
 
 class Receiver:
@@ -53,3 +58,37 @@ def wait_for(
         if tick:
             tick()
         time.sleep(0.25)
+
+
+async def _lag(bootstrap: str) -> int:
+    """Records on the topics that some trigger's consumer group has not committed past yet."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    lag = 0
+    for fn in catalog.FUNCTIONS:
+        if not fn.event_types:
+            continue
+        # Not subscribed, so it never joins the group: it only reads the group's committed offsets.
+        group = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=f"trigger-{fn.name}", enable_auto_commit=False
+        )
+        await group.start()
+        try:
+            await group.topics()  # the partitions of every topic
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in sorted({topic_for(t, get_settings()) for t in fn.event_types})
+                for p in sorted(group.partitions_for_topic(topic) or ())
+            ]
+            ends = await group.end_offsets(partitions)
+            for tp in partitions:
+                lag += ends[tp] - (await group.committed(tp) or 0)
+        finally:
+            await group.stop()
+    return lag
+
+
+def drained(bootstrap: str, seconds: float = 30.0) -> None:
+    """Wait until every trigger has handled (answered, or dead-lettered) every record on the broker: from
+    then on, what the stack delivers can be counted, since nothing is left in flight in the dispatcher."""
+    wait_for(lambda: asyncio.run(_lag(bootstrap)) == 0, seconds)

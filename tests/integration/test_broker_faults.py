@@ -26,8 +26,8 @@ from todo_backend.relay import relay_outbox
 from todo_backend.settings import Settings, get_settings
 
 RESTARTS = 3
-WORKERS = 8
-TASKS_PER_WORKER = 12  # each task: create, two updates, complete: 384 changes in all
+WORKERS = 16  # concurrency 16, as in the run that lost events
+TASKS_PER_WORKER = 12  # each task: create, two updates, complete: 768 changes in all
 SILENT_BURST = 40  # creates against the broker that never answers, WORKERS at a time
 
 
