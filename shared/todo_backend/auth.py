@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import jwt
 
+from todo_backend.models import UNSTORABLE
 from todo_backend.settings import Settings
+
+# The OIDC limit for `sub`; user ids sit in b-tree indexes, whose entries hold at most ~2.7 kB
+# (255 characters are at most 1,020 bytes of UTF-8).
+MAX_USER_ID = 255
 
 
 class Unauthorized(Exception):
@@ -34,4 +39,9 @@ def authenticate(authorization: str | None, settings: Settings) -> str:
     sub = claims["sub"]
     if not isinstance(sub, str) or not sub.strip():
         raise Unauthorized("the token's sub claim must be a non-empty string")
+    if len(sub) > MAX_USER_ID or UNSTORABLE.search(sub):
+        raise Unauthorized(
+            f"the token's sub claim must be at most {MAX_USER_ID} characters,"
+            " without NUL characters or unpaired surrogates"
+        )
     return sub

@@ -68,14 +68,15 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
     return Response(_dumps(data), status, dict(headers or {}), media_type="application/json")
 
 
+def _field(loc: tuple[int | str, ...], prefix: str) -> str:
+    if not loc:
+        return prefix or "body"
+    # A name can be empty (`?=x`, `{"": 1}`); quoted, the field still names something.
+    return prefix + ".".join(str(p) if p != "" else '""' for p in loc)
+
+
 def validation_problem(exc: ValidationError, prefix: str = "") -> Problem:
-    errors = [
-        {
-            "field": prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix or "body",
-            "message": err["msg"],
-        }
-        for err in exc.errors()
-    ]
+    errors = [{"field": _field(err["loc"], prefix), "message": err["msg"]} for err in exc.errors()]
     return Problem(422, "Unprocessable Content", "the request has invalid fields", "validation-error", errors)
 
 

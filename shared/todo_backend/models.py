@@ -6,11 +6,23 @@ Datetimes are aware everywhere: inputs must carry an offset, columns are timesta
 from __future__ import annotations
 
 import enum
+import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, PlainSerializer, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    Strict,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+)
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB
 from sqlmodel import Field, SQLModel
@@ -33,9 +45,31 @@ def rfc3339(value: datetime) -> str:
 UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
 
 
-def no_nul(value: str) -> str:
-    if "\x00" in value:  # PostgreSQL text cannot hold U+0000
-        raise ValueError("must not contain NUL characters")
+# PostgreSQL text cannot hold U+0000, and a lone surrogate (a JSON "\ud800" escape) has no UTF-8 form.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    if UNSTORABLE.search(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return value
+
+
+def _each_text(value: Any) -> Any:
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str):
+            storable_text(item)
+    return value
+
+
+# RFC 3339 date-time: seconds and a Z or +hh:mm offset required; pydantic alone would also take unix
+# timestamps (numbers or digit strings), "+hhmm" offsets and minutes-only times.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII | re.I)
+
+
+def _rfc3339_string(value: Any) -> Any:
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time string with an offset, e.g. 2030-01-01T09:00:00Z")
     return value
 
 
@@ -56,7 +90,7 @@ def _strip_title(value: str) -> str:
 def _normalize_tags(tags: list[str]) -> list[str]:
     seen: dict[str, None] = {}
     for tag in tags:
-        tag = no_nul(tag).strip().lower()
+        tag = tag.strip().lower()
         if not 1 <= len(tag) <= 50:
             raise ValueError("each tag must be 1-50 characters")
         seen.setdefault(tag)
@@ -65,11 +99,25 @@ def _normalize_tags(tags: list[str]) -> list[str]:
     return list(seen)
 
 
-Title = Annotated[str, AfterValidator(no_nul), AfterValidator(_strip_title)]
-Description = Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)]
-Instant = Annotated[AwareDatetime, AfterValidator(_in_calendar)]  # an input instant: offset required
-Tags = Annotated[list[str], Field(max_length=100), AfterValidator(_normalize_tags)]
-RemindBefore = Annotated[int, Field(ge=0, le=525_600)]  # at most a year
+# The document says "not blank": the server trims first, so it also takes a longer, padded title.
+Title = Annotated[
+    str, AfterValidator(_strip_title), WithJsonSchema({"type": "string", "maxLength": 500, "pattern": r"\S"})
+]
+Description = Annotated[str, Field(max_length=10_000)]
+# An input instant: an RFC 3339 string with an offset, never a number; the pattern says "years 1900-".
+INSTANT_SCHEMA = {"type": "string", "format": "date-time", "pattern": "^(19|[2-9][0-9])[0-9]{2}-"}
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_string),
+    AfterValidator(_in_calendar),
+    WithJsonSchema(INSTANT_SCHEMA),
+]
+# Each tag is trimmed before its length is checked, as titles are.
+Tag = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 50, "pattern": r"\S"})]
+Tags = Annotated[list[Tag], Field(max_length=100), AfterValidator(_normalize_tags)]
+# Strict: a JSON integer only (no true, 5.0 or "5").
+RemindBefore = Annotated[int, Strict(), Field(ge=0, le=525_600)]  # at most a year
+MaxOccurrences = Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
 
 
 class Priority(enum.StrEnum):
@@ -83,7 +131,28 @@ priority_enum = ENUM(Priority, name="task_priority", values_callable=lambda e: [
 
 
 class _Input(SQLModel):
+    """A request body: unknown fields refused, and no text field may hold what PostgreSQL cannot store."""
+
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return _each_text(value)
+
+
+def _omit_null(*fields: str) -> Callable[[dict[str, Any]], None]:
+    """JSON schema edit: these PATCH fields may be left out but not sent as null (`_not_null` refuses
+    it). Done on the schema, not the type: `X | None` keeps error locations plain (`tags`, not a union
+    member's name)."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for name in fields:
+            prop = schema["properties"][name]
+            (branch,) = [s for s in prop.pop("anyOf") if s != {"type": "null"}]
+            prop.update(branch)
+
+    return edit
 
 
 class TaskBase(SQLModel):
@@ -104,7 +173,10 @@ class TaskCreate(_Input):
     priority: Priority = Priority.medium
     tags: Tags = Field(default_factory=list)
     remind_before_minutes: RemindBefore | None = None
-    completed: bool = False
+    completed: StrictBool = False
+
+
+_TASK_NOT_NULL = ("title", "priority", "tags", "completed", "description")
 
 
 class TaskUpdate(_Input):
@@ -116,9 +188,11 @@ class TaskUpdate(_Input):
     priority: Priority | None = None
     tags: Tags | None = None
     remind_before_minutes: RemindBefore | None = None
-    completed: bool | None = None
+    completed: StrictBool | None = None
 
-    @field_validator("title", "priority", "tags", "completed", "description", mode="before")
+    model_config = ConfigDict(json_schema_extra=_omit_null(*_TASK_NOT_NULL))
+
+    @field_validator(*_TASK_NOT_NULL, mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # null means "clear" only for the nullable fields (due_date, remind_before_minutes).
@@ -351,8 +425,21 @@ class RecurringTaskCreate(_Input):
     anchor: Anchor = Anchor.schedule
     starts_at: Instant | None = None
     until: Instant | None = None
-    max_occurrences: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    paused: bool = False
+    max_occurrences: MaxOccurrences | None = None
+    paused: StrictBool = False
+
+
+_SERIES_NOT_NULL = (
+    "title",
+    "description",
+    "priority",
+    "tags",
+    "schedule",
+    "timezone",
+    "anchor",
+    "starts_at",
+    "paused",
+)
 
 
 class RecurringTaskUpdate(_Input):
@@ -368,21 +455,12 @@ class RecurringTaskUpdate(_Input):
     anchor: Anchor | None = None
     starts_at: Instant | None = None
     until: Instant | None = None
-    max_occurrences: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    paused: bool | None = None
+    max_occurrences: MaxOccurrences | None = None
+    paused: StrictBool | None = None
 
-    @field_validator(
-        "title",
-        "description",
-        "priority",
-        "tags",
-        "schedule",
-        "timezone",
-        "anchor",
-        "starts_at",
-        "paused",
-        mode="before",
-    )
+    model_config = ConfigDict(json_schema_extra=_omit_null(*_SERIES_NOT_NULL))
+
+    @field_validator(*_SERIES_NOT_NULL, mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:

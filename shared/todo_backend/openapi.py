@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from todo_backend.catalog import FUNCTIONS, Function, Route
+from todo_backend.catalog import FUNCTIONS, Function, Route, by_name
 from todo_backend.models import (
+    INSTANT_SCHEMA,
     NotificationPublic,
     RecurringTaskCreate,
     RecurringTaskPublic,
@@ -49,9 +50,13 @@ _QUERY: dict[str, list[tuple[str, dict[str, Any], str]]] = {
         ("status", {"enum": ["all", "pending", "completed"], "default": "all"}, "Filter by completion"),
         ("priority", {"type": "array", "items": {"enum": ["low", "medium", "high"]}}, "Any of these"),
         ("tag", {"type": "array", "items": {"type": "string"}}, "All of these tags"),
-        ("q", {"type": "string"}, "Case-insensitive keyword in title or description"),
-        ("due_before", {"type": "string", "format": "date-time"}, "Due before (with offset)"),
-        ("due_after", {"type": "string", "format": "date-time"}, "Due after (with offset)"),
+        (
+            "q",
+            {"type": "string", "minLength": 1, "maxLength": 200},
+            "Case-insensitive keyword in title or description",
+        ),
+        ("due_before", INSTANT_SCHEMA, "Due before (with offset)"),
+        ("due_after", INSTANT_SCHEMA, "Due after (with offset)"),
         ("overdue", {"type": "boolean"}, "Open and past due"),
         (
             "sort",
@@ -122,7 +127,15 @@ def _schemas() -> dict[str, Any]:
             mode="serialization" if name.endswith("Public") else "validation",
         )
         schemas.update(schema.pop("$defs", {}))
+        if name.endswith("Update"):
+            # A PATCH field left out stays as it is: it has no default (pydantic's null would read as one).
+            for prop in schema["properties"].values():
+                prop.pop("default", None)
         schemas[name] = schema
+    # Checked by the webhook handlers, not the model: the catalog's types, an http(s) URL.
+    hook = schemas["WebhookCreate"]["properties"]
+    hook["event_types"]["items"] = {"enum": list(by_name("deliver-webhooks").event_types)}
+    hook["url"]["pattern"] = "^https?://"
     schemas["WebhookCreated"] = {
         "allOf": [
             _ref("WebhookPublic"),
@@ -139,6 +152,7 @@ def _schemas() -> dict[str, Any]:
             "datacontenttype": {"const": "application/json"},
             "partitionkey": {"type": "string"},
             "userid": {"type": "string"},
+            "sequence": {"type": "string", "pattern": "^[0-9]+$"},
             "data": {"type": "object"},
         },
     }
@@ -184,16 +198,20 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
     if fn.name in _PAGED:
         params += [
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-            {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            # Opaque: only a `next_cursor` this API returned is accepted; it is base64url.
+            {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"}},
         ]
     if fn.name in _VERSIONED:
         params.append({"name": "If-Match", "in": "header", "schema": {"type": "string"}})
     if fn.name == "create-task":
-        params.append({"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}})
+        key = {"type": "string", "minLength": 1, "maxLength": 255}
+        params.append({"name": "Idempotency-Key", "in": "header", "schema": key})
     responses: dict[str, Any] = {
         str(status): {"description": "Success"}
         if result is None
         else {"description": "Success", "content": {"application/json": {"schema": _ref(result)}}},
+        # The gateway refuses such a path before routing it (devstack/gateway.py).
+        "400": _problem("The path holds an encoded separator, a dot segment or a control character"),
         "401": _problem("Missing or invalid bearer token"),
         "422": _problem("Invalid input; `errors` names each field at fault"),
     }
@@ -212,7 +230,8 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
     }
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
-        for code, text in (("400", "Malformed JSON"), ("413", "Body over 64 KiB"), ("415", "Not JSON")):
+        responses["400"] = _problem("Malformed JSON, or a path the gateway refuses")
+        for code, text in (("413", "Body over 64 KiB"), ("415", "Not JSON")):
             responses[code] = _problem(text)
     return op
 

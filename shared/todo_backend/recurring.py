@@ -33,8 +33,8 @@ from todo_backend.events import (
 from todo_backend.http import PageQuery
 from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task, utcnow
 from todo_backend.paging import Page, by_creation, creation_page
-from todo_backend.recurrence import Schedule
-from todo_backend.tasks import rearm_reminder, touch
+from todo_backend.recurrence import InvalidSchedule, Schedule
+from todo_backend.tasks import rearm_reminder, remove, touch
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class Materialized:
     created: int  # occurrences inserted
     skipped: int  # missed occurrences recorded instead of created
     ended: int  # series that reached their until or max_occurrences
+    paused: int = 0  # series paused because their schedule can no longer be worked out
 
 
 # --- the schedule of a series ---------------------------------------------------------------------
@@ -115,11 +116,15 @@ def next_occurrences(series: RecurringTask, now: datetime, count: int = NEXT_OCC
     until or max_occurrences ends the series first, none while paused."""
     if series.paused:
         return []
+    try:
+        upcoming = schedule_of(series).upcoming(max(now, series.starts_at), count)
+    except InvalidSchedule:
+        return []  # stored before it was refused (or its zone changed since): the tick pauses it
     budget = None
     if series.max_occurrences is not None:
         budget = series.max_occurrences - series.occurrences_created
     out: list[datetime] = []
-    for at in schedule_of(series).upcoming(max(now, series.starts_at), count):
+    for at in upcoming:
         if series.until is not None and at > series.until:
             break
         # Up to the upcoming occurrence the times exist already; beyond it each uses up the budget.
@@ -253,6 +258,24 @@ def _check_instants(series: RecurringTask) -> None:
         raise Unprocessable("until must be later than starts_at", "until")
 
 
+def _check_fires(series: RecurringTask, now: datetime) -> None:
+    """The schedule fires in the series' own zone: a schedule valid in UTC can match only wall times
+    that a daylight-saving gap skips there."""
+    try:
+        schedule_of(series).next_after(max(now, series.starts_at))
+    except InvalidSchedule as exc:
+        raise Unprocessable(str(exc), "schedule") from exc
+
+
+def _stop_broken(series: RecurringTask, exc: Exception, uow: UnitOfWork) -> None:
+    """Pause a series whose schedule can no longer be worked out (stored before a check refused it, or
+    its zone's rules changed), so that it is not claimed again; unpausing checks it and says why."""
+    log.error("pausing recurring task %s: its schedule cannot be evaluated: %s", series.id, exc)
+    series.paused = True
+    _touch_series(series)
+    uow.emit(RecurringTaskUpdated(series, ("paused",)))
+
+
 def _touch_series(series: RecurringTask) -> None:
     series.updated_at = utcnow()
     series.version += 1
@@ -280,6 +303,7 @@ async def create_recurring_task(
     series = RecurringTask(user_id=cmd.user_id, **values)
     series.updated_at = series.created_at
     _check_instants(series)
+    _check_fires(series, now)
     async with uow:
         uow.session.add(series)
         uow.emit(RecurringTaskCreated(series))
@@ -302,9 +326,12 @@ async def update_recurring_task(
             for name in changed:
                 setattr(series, name, changes[name])
             _check_instants(series)
+            replan = set(changed) & set(SCHEDULING) or ("paused" in changed and not series.paused)
+            if replan:
+                _check_fires(series, now)
             _touch_series(series)
             uow.emit(RecurringTaskUpdated(series, tuple(changed)))
-            if set(changed) & set(SCHEDULING) or ("paused" in changed and not series.paused):
+            if replan:
                 await _replan(series, now, uow)
             await uow.commit()
     return recurring_json(series, now)
@@ -389,14 +416,19 @@ async def materialize_due(
     next. Batches of `batch` series, each batch one transaction and one INSERT of its occurrences, at
     most `max_batches` of them."""
     now = now or utcnow()
-    due = created = skipped = ended = 0
+    due = created = skipped = ended = paused = 0
     for _ in range(max_batches):
         async with uow:
             claimed = list((await uow.session.execute(_claim_due(now, batch))).scalars())
             planned: list[tuple[RecurringTask, datetime]] = []
             with uow.session.no_autoflush:  # the series' new state is written once, at commit
                 for series in claimed:
-                    at, missed = _advance(series, now)
+                    try:
+                        at, missed = _advance(series, now)
+                    except ValueError as exc:  # InvalidSchedule, or a date out of range
+                        _stop_broken(series, exc, uow)
+                        paused += 1
+                        continue
                     skipped += missed
                     if at is None:
                         ended += 1
@@ -407,7 +439,7 @@ async def materialize_due(
         due += len(claimed)
         if len(claimed) < batch:
             break
-    return Materialized(due, created, skipped, ended)
+    return Materialized(due, created, skipped, ended, paused)
 
 
 # --- the completion consumer ----------------------------------------------------------------------
@@ -418,8 +450,10 @@ async def schedule_next_occurrence(event: InboundEvent, uow: UnitOfWork) -> Task
 
     Runs inside the consumer's transaction. Only the series' current occurrence (the one at
     next_occurrence_at) creates a successor, and creating it moves next_occurrence_at on: a duplicate
-    event, or a reopened and re-completed occurrence, finds it no longer current. Deleting the current
-    occurrence hands on to the next one too, or the series would wait for an occurrence that is gone.
+    event, or a re-completed occurrence whose successor stayed when it was reopened, finds it no longer
+    current (reopening withdraws an unchanged successor and makes the occurrence current again: see
+    withdraw_successor). Deleting the current occurrence hands on to the next one too, or the series
+    would wait for an occurrence that is gone.
     """
     task = event.data.get("task")
     try:
@@ -429,7 +463,8 @@ async def schedule_next_occurrence(event: InboundEvent, uow: UnitOfWork) -> Task
             if series_id is None:
                 return None
             occurrence_at = datetime.fromisoformat(task["occurrence_at"])
-            return await _succeed(event, uuid.UUID(series_id), occurrence_at, event.time or utcnow(), uow)
+            finished_at = event.time or utcnow()
+            return await _succeed(event, uuid.UUID(series_id), task_id, occurrence_at, finished_at, uow)
     except (TypeError, KeyError, ValueError) as exc:
         raise PoisonEvent(f"data.task is not a task: {exc!r}") from exc
     # The event says which task; the database says whose it is, and what state it is in.
@@ -443,15 +478,38 @@ async def schedule_next_occurrence(event: InboundEvent, uow: UnitOfWork) -> Task
     if not occurrence.completed or occurrence.completed_at is None:
         return None  # reopened since: its next completion schedules the successor
     return await _succeed(
-        event, occurrence.recurring_task_id, occurrence.occurrence_at, occurrence.completed_at, uow
+        event, occurrence.recurring_task_id, task_id, occurrence.occurrence_at, occurrence.completed_at, uow
     )
 
 
+def _successor_at(series: RecurringTask, occurrence_at: datetime, finished_at: datetime) -> datetime:
+    """When the successor of the occurrence at `occurrence_at`, finished at `finished_at`, is due."""
+    # Finished early, the first firing after that would be this occurrence's own time again.
+    return schedule_of(series).next_after(max(finished_at, occurrence_at, series.starts_at))
+
+
+async def _still_finished(series: RecurringTask, task_id: uuid.UUID, at: datetime, uow: UnitOfWork) -> bool:
+    """Whether the series' occurrence at `at` is still the finished task: completed, or gone.
+
+    Read afresh under the series' lock, which reopening takes too: the task may have been reopened
+    since the event was sent, or been a successor that reopening withdrew, whose time a new occurrence
+    has taken since; its late task.deleted must not hand the series on a second time.
+    """
+    stmt = _occurrences(series).where(Task.occurrence_at == at).with_only_columns(Task.id, Task.completed)
+    found = (await uow.session.execute(stmt)).first()
+    return found is None or (found.id == task_id and found.completed)
+
+
 async def _succeed(
-    event: InboundEvent, series_id: uuid.UUID, occurrence_at: datetime, finished_at: datetime, uow: UnitOfWork
+    event: InboundEvent,
+    series_id: uuid.UUID,
+    task_id: uuid.UUID,
+    occurrence_at: datetime,
+    finished_at: datetime,
+    uow: UnitOfWork,
 ) -> Task | None:
-    """The successor of the series' occurrence at `occurrence_at`, finished (completed or deleted) at
-    `finished_at`, if that is the series' current occurrence and the series wants one."""
+    """The successor of the series' occurrence `task_id` at `occurrence_at`, finished (completed or
+    deleted) at `finished_at`, if that is the series' current occurrence and the series wants one."""
     series = await uow.session.get(RecurringTask, series_id, with_for_update=True)
     if series is None:
         return None  # the series was deleted: no more occurrences
@@ -459,14 +517,47 @@ async def _succeed(
         raise PoisonEvent(f"recurring task {series.id} does not belong to the event's user")
     if series.anchor is not Anchor.completion or series.paused:
         return None  # the materializer plans schedule-anchored series; unpausing re-plans
-    if occurrence_at != series.next_occurrence_at:
-        log.info("%s is not the current occurrence of %s: no successor", occurrence_at, series.id)
+    if occurrence_at != series.next_occurrence_at or not await _still_finished(
+        series, task_id, occurrence_at, uow
+    ):
+        log.info("task %s is not the current occurrence of %s: no successor", task_id, series.id)
         return None
-    # Finished early, the first firing after that would be this occurrence's own time again.
-    at = schedule_of(series).next_after(max(finished_at, occurrence_at, series.starts_at))
+    try:
+        at = _successor_at(series, occurrence_at, finished_at)
+    except ValueError as exc:  # InvalidSchedule, or a date out of range
+        _stop_broken(series, exc, uow)
+        return None
     if not _allows(series, at, new=True):
         series.next_occurrence_at = None
         return None
     successor = await _insert_occurrence(series, at, uow)
     series.next_occurrence_at = at
     return successor
+
+
+async def withdraw_successor(occurrence: Task, completed_at: datetime, uow: UnitOfWork) -> None:
+    """Reopening an occurrence (completed at `completed_at`) takes back the successor its completion
+    created: deleted like any task, and the reopened occurrence is the series' current one again.
+
+    Runs in the reopening transaction. Only while that successor is the series' open occurrence and
+    unchanged since it was created; a changed one stays, beside the reopened one. Before the completion
+    event is consumed there is no successor: the consumer then finds the occurrence open and waits.
+    """
+    assert occurrence.recurring_task_id is not None and occurrence.occurrence_at is not None
+    series = await uow.session.get(RecurringTask, occurrence.recurring_task_id, with_for_update=True)
+    if series is None or series.user_id != occurrence.user_id or series.anchor is not Anchor.completion:
+        return
+    try:
+        at = _successor_at(series, occurrence.occurrence_at, completed_at)
+    except ValueError:  # InvalidSchedule, or a date out of range: whatever exists stays
+        return
+    if series.next_occurrence_at != at:
+        return  # not this occurrence's successor (none yet, or the series moved on since)
+    stmt = _occurrences(series).where(Task.occurrence_at == at).with_for_update()
+    successor = (await uow.session.execute(stmt)).scalar_one_or_none()
+    # Every change to a task (completing it included) raises its version; occurrences start at 1.
+    if successor is None or successor.version != 1:
+        return
+    await remove(successor, uow)
+    series.occurrences_created -= 1
+    series.next_occurrence_at = occurrence.occurrence_at

@@ -30,7 +30,7 @@ from todo_backend.models import (
     Task,
     TaskCreate,
     TaskEvent,
-    no_nul,
+    storable_text,
     utcnow,
 )
 from todo_backend.paging import Page
@@ -117,6 +117,7 @@ async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
         changed = [name for name, value in cmd.changes.items() if getattr(task, name) != value]
         if changed:
             completing = "completed" in changed and cmd.changes["completed"]
+            reopened_from = task.completed_at if "completed" in changed and not completing else None
             for name in changed:
                 setattr(task, name, cmd.changes[name])
             if "completed" in changed:
@@ -126,6 +127,11 @@ async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
             touch(task)
             event = TaskCompleted if completing else TaskUpdated
             uow.emit(event(task, tuple(changed)))
+            if reopened_from is not None and task.recurring_task_id is not None:
+                # Imported here: recurring builds on this module (its occurrences are tasks).
+                from todo_backend.recurring import withdraw_successor
+
+                await withdraw_successor(task, reopened_from, uow)
             await uow.commit()
     return task
 
@@ -138,8 +144,7 @@ async def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
 async def delete_task(cmd: DeleteTask, uow: UnitOfWork) -> None:
     async with uow:
         task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match)
-        await uow.session.delete(task)
-        uow.emit(TaskDeleted(task))
+        await remove(task, uow)
         await uow.commit()
 
 
@@ -158,6 +163,12 @@ def rearm_reminder(task: Task) -> None:
         minutes = get_settings().default_remind_before_minutes
     task.remind_at = task.due_date - timedelta(minutes=minutes) if task.due_date else None
     task.reminded_at = None
+
+
+async def remove(task: Task, uow: UnitOfWork) -> None:
+    """Delete the task in the unit of work's transaction, announced like any delete."""
+    await uow.session.delete(task)
+    uow.emit(TaskDeleted(task))
 
 
 def touch(task: Task) -> None:
@@ -221,8 +232,8 @@ class TaskQuery(PageQuery):
 
     status: Literal["all", "pending", "completed"] = "all"
     priority: list[Priority] = Field(default_factory=list)
-    tag: list[Annotated[str, AfterValidator(no_nul)]] = Field(default_factory=list)
-    q: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_nul)] | None = None
+    tag: list[Annotated[str, AfterValidator(storable_text)]] = Field(default_factory=list)
+    q: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable_text)] | None = None
     due_before: Instant | None = None
     due_after: Instant | None = None
     overdue: bool = False

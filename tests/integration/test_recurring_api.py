@@ -419,7 +419,7 @@ async def materializes(client: httpx.AsyncClient, user: str, sql: Sql) -> None:
     response = await client.post("/")
     assert response.status_code == 200, response.text
     counts = response.json()
-    assert set(counts) == {"due", "created", "skipped", "ended"}
+    assert set(counts) == {"due", "created", "skipped", "ended", "paused"}
     assert counts["created"] >= 1 and counts["skipped"] >= 4
     state = await sql.pool.fetchrow("SELECT * FROM recurring_task WHERE id = $1", uuid.UUID(series["id"]))
     assert state is not None and state["occurrences_created"] == 2

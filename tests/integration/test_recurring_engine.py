@@ -27,7 +27,7 @@ from todo_backend.consumers import consume
 from todo_backend.db import get_sessionmaker
 from todo_backend.events import to_cloudevent_json
 from todo_backend.models import RecurringTaskCreate, RecurringTaskUpdate, Task, TaskEvent
-from todo_backend.recurrence import Schedule
+from todo_backend.recurrence import Budget, Schedule
 from todo_backend.recurring import (
     SKIP_COUNT_CAP,
     CreateRecurringTask,
@@ -290,10 +290,10 @@ async def test_after_ten_years_of_downtime_one_bounded_tick_creates_only_the_nex
     steps = 0
     next_after = Schedule.next_after
 
-    def counted(self: Schedule, instant: datetime) -> datetime:
+    def counted(self: Schedule, instant: datetime, budget: Budget | None = None) -> datetime:
         nonlocal steps
         steps += 1
-        return next_after(self, instant)
+        return next_after(self, instant, budget)
 
     monkeypatch.setattr(Schedule, "next_after", counted)
     now = T0 + 30 * MINUTE + 10 * timedelta(seconds=1)
@@ -606,6 +606,7 @@ async def test_reopening_and_recompleting_an_occurrence_creates_no_second_succes
     series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
     [first] = await occurrences(sql, series)
     await deliver(await complete(user, first["id"]))
+    await rename_successor(sql, user, series)  # a changed successor stays when the first is reopened
     await reopen(user, first["id"])
     again = await complete(user, first["id"], "update-task")
     # Re-completed days later: the first time after it is another day, so only the rule that just the
@@ -617,6 +618,113 @@ async def test_reopening_and_recompleting_an_occurrence_creates_no_second_succes
     current = (await occurrences(sql, series))[1]
     await deliver(await complete(user, current["id"]))
     assert await times(sql, series) == [at(1, 9), at(2, 9), at(3, 9)]
+
+
+async def rename_successor(sql: Sql, user: str, series: dict[str, Any]) -> None:
+    successor = (await occurrences(sql, series))[-1]
+    await update_task(
+        UpdateTask(user, successor["id"], {"title": "water the roses"}), unit_of_work("update-task")
+    )
+
+
+async def open_occurrences(sql: Sql, series: dict[str, Any]) -> list[datetime]:
+    return [r["occurrence_at"] for r in await occurrences(sql, series) if not r["completed"]]
+
+
+async def deleted_events(sql: Sql, task_id: uuid.UUID) -> list[str]:
+    """The sources of the task's task.deleted events in the outbox."""
+    rows = await sql.pool.fetch(
+        "SELECT source FROM task_event WHERE subject = $1 AND type = 'dev.todo.task.deleted'", str(task_id)
+    )
+    return [r["source"] for r in rows]
+
+
+async def test_reopening_an_occurrence_withdraws_the_unchanged_successor_its_completion_created(
+    sql: Sql, user: str
+) -> None:
+    series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
+    [first] = await occurrences(sql, series)
+    successor = await deliver(await complete(user, first["id"]))
+    assert successor is not None
+    await reopen(user, first["id"])
+    assert await times(sql, series) == [at(1, 9)]
+    assert await open_occurrences(sql, series) == [at(1, 9)]
+    state = await row(sql, series)
+    assert (state["next_occurrence_at"], state["occurrences_created"]) == (at(1, 9), 1)
+    assert await deleted_events(sql, successor.id) == ["/functions/update-task"]
+
+
+async def test_reopening_an_occurrence_keeps_a_successor_changed_since_it_was_created(
+    sql: Sql, user: str
+) -> None:
+    series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
+    [first] = await occurrences(sql, series)
+    successor = await deliver(await complete(user, first["id"]))
+    assert successor is not None
+    await rename_successor(sql, user, series)
+    await reopen(user, first["id"])
+    assert await open_occurrences(sql, series) == [at(1, 9), at(2, 9)]
+    state = await row(sql, series)
+    assert (state["next_occurrence_at"], state["occurrences_created"]) == (at(2, 9), 2)
+    assert await deleted_events(sql, successor.id) == []
+
+
+async def test_completing_reopening_and_recompleting_keeps_one_open_occurrence(sql: Sql, user: str) -> None:
+    series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
+    [first] = await occurrences(sql, series)
+    withdrawn = await deliver(await complete(user, first["id"]))
+    assert withdrawn is not None
+    await reopen(user, first["id"])
+    successor = await deliver(await complete(user, first["id"]))
+    assert successor is not None and successor.id != withdrawn.id
+    assert await open_occurrences(sql, series) == [at(2, 9)]
+    # The withdrawn successor's task.deleted arrives last (it is on another partition): the new
+    # occurrence at its time is the current one, still open, so the series is not handed on again.
+    assert await deliver(await completed_event(withdrawn.id, "dev.todo.task.deleted")) is None
+    assert await times(sql, series) == [at(1, 9), at(2, 9)]
+    assert await open_occurrences(sql, series) == [at(2, 9)]
+    state = await row(sql, series)
+    assert (state["next_occurrence_at"], state["occurrences_created"]) == (at(2, 9), 2)
+
+
+async def test_deleting_a_reopened_occurrence_keeps_one_open_occurrence(sql: Sql, user: str) -> None:
+    series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
+    [first] = await occurrences(sql, series)
+    withdrawn = await deliver(await complete(user, first["id"]))
+    assert withdrawn is not None
+    await reopen(user, first["id"])
+    assert await deliver(await completed_event(withdrawn.id, "dev.todo.task.deleted")) is None
+    assert await open_occurrences(sql, series) == [at(1, 9)]
+    await delete_task(DeleteTask(user, first["id"]), unit_of_work("delete-task"))
+    assert await deliver(await completed_event(first["id"], "dev.todo.task.deleted")) is not None
+    assert await open_occurrences(sql, series) == [at(2, 9)]
+    assert await times(sql, series) == [at(2, 9)]
+
+
+async def test_an_occurrence_reopened_while_its_event_waits_for_the_series_gets_no_successor(
+    sql: Sql, user: str
+) -> None:
+    series = await create(user, at(1, 8), schedule="0 9 * * *", anchor="completion")
+    [first] = await occurrences(sql, series)
+    event = await complete(user, first["id"])
+    async with sql.pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM recurring_task WHERE id = $1 FOR UPDATE", uuid.UUID(series["id"]))
+        delivery = asyncio.create_task(deliver(event))
+        # The consumer has read the occurrence (completed) and now queues on the series' lock.
+        for _ in range(500):
+            waiting = await sql.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                holder.get_server_pid(),
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting == 1
+        await holder.execute(
+            "UPDATE task SET completed = false, completed_at = NULL WHERE id = $1", first["id"]
+        )
+    assert await delivery is None
+    assert await times(sql, series) == [at(1, 9)]
 
 
 async def test_an_occurrence_reopened_before_its_event_arrives_waits_for_its_next_completion(

@@ -58,12 +58,29 @@ def bad_tokens(secret: str, user: str) -> dict[str, str | None]:
         "alg-none": f"{header}.{claims}.",
         "no-exp": jwt.encode({"sub": user}, secret, algorithm="HS256"),
         "no-sub": jwt.encode({"exp": now + 300}, secret, algorithm="HS256"),
+        # Signed with our secret, but no user id PostgreSQL can store or index (json.dumps escapes
+        # the surrogate as \ud800, as an attacker's JSON would).
+        "sub-with-nul": jwt.encode({"sub": "a\x00b", "exp": now + 300}, secret, algorithm="HS256"),
+        "sub-with-surrogate": jwt.encode({"sub": "a\ud800", "exp": now + 300}, secret, algorithm="HS256"),
+        "sub-of-3000-chars": jwt.encode({"sub": "u" * 3000, "exp": now + 300}, secret, algorithm="HS256"),
     }
 
 
 @pytest.mark.parametrize("route", range(8), ids=ROUTE_IDS)
 @pytest.mark.parametrize(
-    "case", ["missing", "malformed", "expired", "wrong-signature", "alg-none", "no-exp", "no-sub"]
+    "case",
+    [
+        "missing",
+        "malformed",
+        "expired",
+        "wrong-signature",
+        "alg-none",
+        "no-exp",
+        "no-sub",
+        "sub-with-nul",
+        "sub-with-surrogate",
+        "sub-of-3000-chars",
+    ],
 )
 async def test_every_route_refuses_a_bad_token_with_401_and_changes_nothing(
     alice: Api, sql: Sql, jwt_secret: str, route: int, case: str
@@ -195,6 +212,10 @@ INVALID_BODIES: list[tuple[dict[str, Any] | list[Any], set[str]]] = [
     ({"title": "ok", "due_date": "tomorrow"}, {"due_date"}),
     ({"title": "ok", "priority": "urgent"}, {"priority"}),
     ({"title": "ok", "remind_before_minutes": -5}, {"remind_before_minutes"}),
+    ({"title": "ok", "remind_before_minutes": True}, {"remind_before_minutes"}),
+    ({"title": "ok", "due_date": 1_900_000_000}, {"due_date"}),
+    ({"title": "ok", "due_date": "1900000000"}, {"due_date"}),
+    ({"title": "ok", "completed": 1}, {"completed"}),
     ({"title": "ok", "completed": "maybe"}, {"completed"}),
     ({"title": "ok", "owner": "bob"}, {"owner"}),
     ({"title": "ok", "id": str(uuid.uuid4()), "version": 9}, {"id", "version"}),
@@ -212,6 +233,10 @@ INVALID_IDS = [
     "not-a-date",
     "bad-priority",
     "negative-reminder",
+    "reminder-true",
+    "unix-due-date",
+    "unix-string-due-date",
+    "completed-one",
     "not-a-bool",
     "unknown-field",
     "read-only-fields",
@@ -330,6 +355,60 @@ async def test_a_nul_character_in_a_text_field_is_422_not_500(
     response = await alice.post("/api/tasks", json=body)
     assert_problem(response, 422)
     assert await sql.counts(alice.user_id) == (0, 0)
+
+
+# Every route that takes a body, with the fields it requires besides the one under test.
+HOOK = {"url": '"http://127.0.0.1:9/hook"', "event_types": '["dev.todo.task.created"]'}
+BODY_ROUTES = {
+    "create": ("POST", "/api/tasks", {"title": '"ok"'}),
+    "patch": ("PATCH", TASK, {}),
+    "put": ("PUT", TASK, {"title": '"ok"'}),
+    "create-recurring": ("POST", "/api/recurring-tasks", {"title": '"ok"', "schedule": '"0 9 * * *"'}),
+    "patch-recurring": ("PATCH", "/api/recurring-tasks/{series}", {}),
+    "create-webhook": ("POST", "/api/webhooks", HOOK),
+}
+# Raw JSON: a "\ud800" escape decodes to a lone surrogate, which UTF-8 (and so asyncpg) cannot encode.
+SURROGATES = {
+    "title-high": ("title", '"lone \\ud800 surrogate"'),
+    "title-low": ("title", '"\\udfff"'),
+    "description": ("description", '"lone \\udbff"'),
+    "tag": ("tags", '["ok", "lone\\ud800"]'),
+}
+SURROGATE_CASES = {
+    f"{route}-{case}": (*BODY_ROUTES[route], *SURROGATES[case])
+    for route in BODY_ROUTES
+    for case in SURROGATES
+    if route != "create-webhook"
+}
+SURROGATE_CASES["create-webhook-event-type"] = (*BODY_ROUTES["create-webhook"], "event_types", '["x\\ud800"]')
+SURROGATE_CASES["create-webhook-secret"] = (*BODY_ROUTES["create-webhook"], "secret", '"\\ud800" ')
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "required", "field", "raw"), SURROGATE_CASES.values(), ids=SURROGATE_CASES.keys()
+)
+async def test_a_lone_surrogate_in_a_text_field_is_422_naming_it_and_changes_nothing(
+    alice: Api,
+    sql: Sql,
+    existing: dict[str, Any],
+    method: str,
+    url: str,
+    required: dict[str, str],
+    field: str,
+    raw: str,
+) -> None:
+    series = await alice.post("/api/recurring-tasks", json={"title": "s", "schedule": "0 9 * * *"})
+    assert series.status_code == 201, series.text
+    before = await snapshot(alice, sql, existing["id"])
+    body = "{" + ",".join(f'"{k}": {v}' for k, v in {**required, field: raw}.items()) + "}"
+    response = await alice.request(
+        method,
+        url.format(id=existing["id"], series=series.json()["id"]),
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert [e["field"] for e in assert_problem(response, 422)["errors"]] == [field]
+    assert await snapshot(alice, sql, existing["id"]) == before
 
 
 @pytest.mark.parametrize(

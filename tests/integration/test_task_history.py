@@ -70,6 +70,7 @@ async def test_each_history_item_is_a_cloudevent_with_our_extensions(alice: Api)
         "datacontenttype",
         "partitionkey",
         "userid",
+        "sequence",
         "data",
     }
     assert event["specversion"] == "1.0"

@@ -145,3 +145,20 @@ def test_a_token_for_the_configured_audience_yields_its_subject() -> None:
 def test_issuer_and_audience_are_not_required_when_not_configured() -> None:
     foreign = token(sub="erin", iss="https://anyone.example", aud="anything")
     assert authenticate(f"Bearer {foreign}", settings()) == "erin"
+
+
+@pytest.mark.parametrize(
+    "sub",
+    ["nul\x00user", "surrogate\ud800", "\udfff", "u" * 256, "u" * 3000, "\U0001f600" * 256],
+    ids=["nul", "high-surrogate", "low-surrogate", "256-chars", "3000-chars", "256-emoji"],
+)
+def test_a_signed_sub_that_cannot_be_stored_or_indexed_is_unauthorized(sub: str) -> None:
+    # A user id is stored in text columns and b-tree indexes: NUL and unpaired surrogates have no place
+    # there, and an index entry holds at most ~2.7 kB.
+    with pytest.raises(Unauthorized, match="sub"):
+        authenticate(f"Bearer {token(sub=sub)}", settings())
+
+
+def test_a_sub_of_255_characters_of_any_script_is_a_user_id() -> None:
+    sub = "\U0001f600" * 200 + "u" * 55
+    assert authenticate(f"Bearer {token(sub=sub)}", settings()) == sub

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sqlmodel import SQLModel
 
 from todo_backend.events import task_json
 from todo_backend.http import Problem, parse
-from todo_backend.models import Priority, Task, TaskCreate, TaskUpdate
+from todo_backend.models import (
+    Priority,
+    RecurringTaskCreate,
+    RecurringTaskUpdate,
+    Task,
+    TaskCreate,
+    TaskUpdate,
+    WebhookCreate,
+)
 
 
-def refused_fields(model: type[TaskCreate] | type[TaskUpdate], data: dict[str, Any]) -> set[str]:
+def refused_fields(model: type[SQLModel], data: dict[str, Any]) -> set[str]:
     with pytest.raises(ValidationError) as raised:
         model.model_validate(data)
     return {".".join(str(p) for p in err["loc"]) for err in raised.value.errors()}
@@ -207,3 +217,146 @@ def test_validation_problems_name_each_invalid_field() -> None:
     assert raised.value.status == 422
     assert {e["field"] for e in raised.value.errors or []} == {"title", "tags", "colour", "id"}
     assert all(e["message"] for e in raised.value.errors or [])
+
+
+# --- hostile input: what PostgreSQL or UTF-8 cannot hold, and JSON types the API does not coerce ---------
+
+INPUTS: list[type[SQLModel]] = [
+    TaskCreate,
+    TaskUpdate,
+    RecurringTaskCreate,
+    RecurringTaskUpdate,
+    WebhookCreate,
+]
+# The fields a body needs besides the one under test.
+REQUIRED: dict[type[SQLModel], dict[str, Any]] = {
+    TaskCreate: {"title": "t"},
+    TaskUpdate: {},
+    RecurringTaskCreate: {"title": "t", "schedule": "0 9 * * *"},
+    RecurringTaskUpdate: {},
+    WebhookCreate: {"url": "http://127.0.0.1:9/hook", "event_types": ["dev.todo.task.created"]},
+}
+LONE_SURROGATE = json.loads('"\\ud800"')  # what a JSON "\ud800" escape decodes to: no UTF-8 form
+
+
+# A value each field would accept but for the character put at {}: only that character is at fault.
+VALID_AROUND = {
+    "schedule": "0 9 * * *{}",
+    "timezone": "UTC{}",
+    "url": "http://127.0.0.1:9/{}",
+    "secret": "sixteen-character{}-secret",
+}
+
+
+def text_cases() -> list[tuple[type[SQLModel], str, Any]]:
+    """Every text field of every input model, with the value shape it takes (a string or a list)."""
+    cases = []
+    for model in INPUTS:
+        for name, info in model.model_fields.items():
+            shape = str(info.annotation)
+            template = VALID_AROUND.get(name, "x{}")
+            if "list[str]" in shape:
+                cases.append((model, name, ["ok", template]))
+            elif "str" in shape:
+                cases.append((model, name, template))
+    return cases
+
+
+TEXT_CASES = text_cases()
+
+
+def test_the_hostile_text_cases_cover_the_fields_users_send() -> None:
+    named = {(m.__name__, f) for m, f, _ in TEXT_CASES}
+    assert {("TaskCreate", "title"), ("TaskCreate", "tags"), ("RecurringTaskCreate", "title")} <= named
+    assert {("RecurringTaskUpdate", "timezone"), ("WebhookCreate", "secret")} <= named
+
+
+def _with(template: Any, bad: str) -> Any:
+    return [item.format(bad) for item in template] if isinstance(template, list) else template.format(bad)
+
+
+@pytest.mark.parametrize("bad", [LONE_SURROGATE, "\udfff", "\x00"], ids=["high-surrogate", "low", "nul"])
+@pytest.mark.parametrize(("model", "field", "template"), TEXT_CASES, ids=lambda v: getattr(v, "__name__", v))
+def test_a_lone_surrogate_or_nul_in_any_text_field_is_refused_naming_the_field(
+    model: type[SQLModel], field: str, template: Any, bad: str
+) -> None:
+    data = {**REQUIRED[model], field: _with(template, bad)}
+    assert refused_fields(model, data) == {field}
+
+
+def test_a_surrogate_pair_is_refused_but_the_character_it_spells_is_accepted() -> None:
+    # json.loads joins an escaped pair into one character; only unpaired halves are unstorable.
+    assert TaskCreate.model_validate(json.loads('{"title": "\\ud83d\\ude00"}')).title == "\U0001f600"
+
+
+DATETIMES = [
+    (TaskCreate, "due_date"),
+    (TaskUpdate, "due_date"),
+    (RecurringTaskCreate, "starts_at"),
+    (RecurringTaskCreate, "until"),
+    (RecurringTaskUpdate, "starts_at"),
+    (RecurringTaskUpdate, "until"),
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1_900_000_000,
+        1_900_000_000.5,
+        "1900000000",
+        True,
+        "2030-01-01T09:00Z",
+        "2030-01-01 09:00:00Z",
+        "2030-01-01T09:00:00+0100",
+        "2030-01-01",
+        "\u0662\u0660\u0663\u0660-01-01T09:00:00Z",
+    ],
+    ids=[
+        "unix-int",
+        "unix-float",
+        "unix-string",
+        "bool",
+        "no-seconds",
+        "space",
+        "offset-without-colon",
+        "date-only",
+        "arabic-digits",
+    ],
+)
+@pytest.mark.parametrize(("model", "field"), DATETIMES, ids=lambda v: getattr(v, "__name__", v))
+def test_a_datetime_field_takes_only_an_rfc_3339_string_with_an_offset(
+    model: type[SQLModel], field: str, value: Any
+) -> None:
+    assert refused_fields(model, {**REQUIRED[model], field: value}) == {field}
+
+
+@pytest.mark.parametrize(
+    "value", ["2030-01-01T09:00:00Z", "2030-01-01t09:00:00.5z", "2030-01-01T09:00:00.123456-05:30"]
+)
+def test_rfc_3339_datetimes_in_any_case_with_fractions_are_accepted(value: str) -> None:
+    assert TaskCreate.model_validate({"title": "t", "due_date": value}).due_date is not None
+
+
+INTEGERS = [
+    (TaskCreate, "remind_before_minutes"),
+    (TaskUpdate, "remind_before_minutes"),
+    (RecurringTaskCreate, "remind_before_minutes"),
+    (RecurringTaskUpdate, "remind_before_minutes"),
+    (RecurringTaskCreate, "max_occurrences"),
+    (RecurringTaskUpdate, "max_occurrences"),
+]
+BOOLEANS = [(TaskCreate, "completed"), (TaskUpdate, "completed")]
+BOOLEANS += [(RecurringTaskCreate, "paused"), (RecurringTaskUpdate, "paused")]
+
+
+@pytest.mark.parametrize("value", [True, False, 5.0, "5"], ids=["true", "false", "float", "string"])
+@pytest.mark.parametrize(("model", "field"), INTEGERS, ids=lambda v: getattr(v, "__name__", v))
+def test_an_integer_field_takes_only_a_json_integer(model: type[SQLModel], field: str, value: Any) -> None:
+    assert refused_fields(model, {**REQUIRED[model], field: value}) == {field}
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", "yes"], ids=["one", "zero", "string-true", "yes"])
+@pytest.mark.parametrize(("model", "field"), BOOLEANS, ids=lambda v: getattr(v, "__name__", v))
+def test_a_boolean_field_takes_only_a_json_boolean(model: type[SQLModel], field: str, value: Any) -> None:
+    assert refused_fields(model, {**REQUIRED[model], field: value}) == {field}

@@ -26,3 +26,18 @@ def test_validation_problems_name_the_field_at_fault() -> None:
     assert problem["properties"]["errors"]["items"]["properties"]["field"] == {"type": "string"}
     create = build_openapi()["paths"]["/api/tasks"]["post"]
     assert {"400", "413", "415", "422", "401"} <= set(create["responses"])
+
+
+def test_the_document_is_as_strict_as_the_server_where_it_can_say_so() -> None:
+    document = build_openapi()
+    schemas = document["components"]["schemas"]
+    title = schemas["TaskCreate"]["properties"]["title"]
+    assert (title["maxLength"], title["pattern"]) == (500, r"\S")  # not blank
+    patch = schemas["TaskUpdate"]["properties"]
+    # Optional but not nullable: the server refuses null for these.
+    assert "anyOf" not in patch["title"] and "anyOf" not in patch["tags"] and "default" not in patch["title"]
+    assert {"type": "null"} in patch["due_date"]["anyOf"]  # null clears the due date
+    assert "anyOf" not in schemas["RecurringTaskUpdate"]["properties"]["schedule"]
+    q = next(p for p in document["paths"]["/api/tasks"]["get"]["parameters"] if p["name"] == "q")
+    assert q["schema"]["minLength"] == 1
+    assert "enum" in schemas["WebhookCreate"]["properties"]["event_types"]["items"]
