@@ -264,6 +264,8 @@ def config_map() -> dict[str, Any]:
         "KAFKA_ENABLE_IDEMPOTENCE": "true",  # Redpanda supports the idempotent producer
         "KAFKA_REPLICATION_FACTOR": str(CLOUD_REPLICATION_FACTOR),
         "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
+        # What infra/redpanda/values.yaml keeps (a test holds the two equal): the tracking retention's floor.
+        "KAFKA_TOPIC_RETENTION_HOURS": str(settings.kafka_topic_retention_hours),
         "METRICS_PORT": str(METRICS_PORT),
         "TOPIC_TASK_EVENTS": settings.topic_task_events,
         "TOPIC_REMINDERS": settings.topic_reminders,

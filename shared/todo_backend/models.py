@@ -295,6 +295,7 @@ class IdempotencyKey(SQLModel, table=True):
     """A create request's key and its first response, kept per user for the retry window."""
 
     __tablename__ = "idempotency_key"
+    __table_args__ = (Index("ix_idempotency_key_created_at", "created_at"),)  # pruning (retention.py)
 
     user_id: str = Field(sa_column=Column(Text, primary_key=True))
     key: str = Field(sa_column=Column(Text, primary_key=True))
@@ -311,6 +312,7 @@ class ProcessedEvent(SQLModel, table=True):
     """
 
     __tablename__ = "processed_event"
+    __table_args__ = (Index("ix_processed_event_processed_at", "processed_at"),)  # pruning (retention.py)
 
     consumer: str = Field(sa_column=Column(Text, primary_key=True))
     event_id: uuid.UUID = Field(primary_key=True)
@@ -350,6 +352,12 @@ class WebhookDelivery(SQLModel, table=True):
         Index("uq_webhook_delivery_event", "webhook_id", "event_id", unique=True),
         Index("ix_webhook_delivery_list", "webhook_id", "created_at", "id"),
         Index("ix_webhook_delivery_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        # Pruning finished deliveries, oldest first (retention.py).
+        Index(
+            "ix_webhook_delivery_finished",
+            "created_at",
+            postgresql_where=text("status IN ('succeeded', 'failed')"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)  # X-Todo-Delivery
@@ -543,6 +551,8 @@ class Notification(SQLModel, table=True):
             "id",
             postgresql_where=text("read_at IS NULL"),
         ),
+        # Pruning read notifications, oldest read first (retention.py).
+        Index("ix_notification_read", "read_at", postgresql_where=text("read_at IS NOT NULL")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
