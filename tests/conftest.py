@@ -9,12 +9,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from todo_backend.catalog import by_name
 from todo_backend.devstack.runner import FunctionProcess, free_port, function_env, spawn_function
 
 # 40 characters: Settings wants at least 32, and it is not the local secret a token from `make token` uses.
 TEST_JWT_SECRET = "test-only-jwt-secret-0123456789abcdefghi"
+
+# make test tries the same generated cases on every run, so whether a change lands never depends on
+# luck; HYPOTHESIS_PROFILE=explore draws new ones, to look for failures the fixed ones miss.
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def _forget_cached_settings() -> None:

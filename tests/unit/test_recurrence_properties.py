@@ -15,9 +15,11 @@ the oracle maps them, and only these three:
   midnight (America/Santiago, America/Havana, Asia/Tehran) is a wall time that does not exist: our rule
   (and Debian cron's) is that such a schedule never fires in a skipped time, so that result is dropped,
   unless the wall time the instant really has (01:00) matches as well: cronsim goes on after it.
-Australia/Lord_Howe, the one zone whose clocks shift by half an hour, is not compared: cronsim moves
-to the next matching hour in steps of real hours (advance_hour ticks 3600 s), which after that shift
-land on :30, so it answers 09:30 for `* 9 * * *` where 09:00 fires. It has cases of its own below.
+Zones whose clocks change other than on a whole wall-clock hour are not compared: cronsim moves to the
+next matching hour in steps of real hours (advance_hour ticks 3600 s), which there land off the hour
+and step over part of the day. In Australia/Lord_Howe (a 30-minute shift) it answers 09:30 for
+`* 9 * * *` where 09:00 fires; in Pacific/Chatham (changes at 02:45) it skips the repeated 02:45-03:00
+for `* */2 * * *`. Both have cases of their own below.
 cronsim looks 50 years ahead, we look HORIZON_DAYS: beyond ours, the oracle's firing must not exist.
 """
 
@@ -42,7 +44,6 @@ ZONES = [
     "Europe/London",
     "Europe/Dublin",  # negative daylight saving in the tz database
     "Australia/Sydney",  # southern hemisphere
-    "Pacific/Chatham",  # +12:45 / +13:45
     "Asia/Kolkata",  # +05:30, no daylight saving
     "Asia/Kathmandu",  # +05:45
     "America/St_Johns",  # -03:30 with daylight saving
@@ -281,5 +282,24 @@ def agree_with_cronsim(expression: str, zone: str, instant: datetime) -> list[st
 )
 def test_lord_howe_half_hour_shift(expression: str, after: str, expected: str) -> None:
     schedule = Schedule.parse(expression, "Australia/Lord_Howe")
+    start = datetime.fromisoformat(after).replace(tzinfo=UTC)
+    assert schedule.next_after(start) == datetime.fromisoformat(expected).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        # 1995-03-19 03:45 +13:45 turned back to 02:45 +12:45 (14:00 UTC): 02:45-03:45 twice.
+        ("* */2 * * *", "1995-03-18T13:59:08", "1995-03-18T14:00"),  # 02:45 again, second pass
+        ("*/15 3 * * *", "1995-03-18T13:55", "1995-03-18T14:15"),  # 03:00, second pass
+        ("0 3 * * *", "1995-03-18T13:14", "1995-03-18T13:15"),  # fixed: 03:00, first pass only
+        ("0 3 * * *", "1995-03-18T13:15", "1995-03-19T14:15"),
+        # 1995-10-01 02:45 +12:45 turned forward to 03:45 +13:45 (14:00 UTC on 30 September).
+        ("15 3 * * *", "1995-09-30T13:00", "1995-09-30T14:00"),  # fixed, in the gap: its end
+        ("*/15 3 * * *", "1995-09-30T13:00", "1995-09-30T14:00"),  # 03:45: the gap's matches skipped
+    ],
+)
+def test_chatham_changes_at_quarter_to(expression: str, after: str, expected: str) -> None:
+    schedule = Schedule.parse(expression, "Pacific/Chatham")
     start = datetime.fromisoformat(after).replace(tzinfo=UTC)
     assert schedule.next_after(start) == datetime.fromisoformat(expected).replace(tzinfo=UTC)
