@@ -138,6 +138,7 @@ def _backlog(events: int) -> list[SimpleNamespace]:
                     partition_key=str(task_id),
                     user_id=user_id,
                     data=data,
+                    sequence=len(rows) + 1,  # not laid (the table assigns it), but in every record
                 )
             )
     return rows
