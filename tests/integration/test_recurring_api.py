@@ -193,6 +193,11 @@ BASE = {"title": "t", "schedule": "0 9 * * *"}
         ({"title": "t"}, {"schedule"}),
         ({"schedule": "0 9 * * *"}, {"title"}),
         ({**BASE, "timezone": "Mars/Olympus_Mons"}, {"timezone"}),
+        ({**BASE, "timezone": "localtime"}, {"timezone"}),  # whatever the host is set to
+        ({**BASE, "schedule": "* 2 8-14 3 */7", "timezone": "America/New_York"}, {"schedule"}),  # gap only
+        ({**BASE, "schedule": "5-1 * * * *"}, {"schedule"}),  # backwards
+        ({**BASE, "paused": 1}, {"paused"}),
+        ({**BASE, "max_occurrences": True}, {"max_occurrences"}),
         ({**BASE, "anchor": "sometimes"}, {"anchor"}),
         ({**BASE, "starts_at": "2031-01-01T00:00:00"}, {"starts_at"}),  # no offset
         ({**BASE, "max_occurrences": 0}, {"max_occurrences"}),
@@ -224,6 +229,7 @@ async def test_an_invalid_series_is_refused_with_422_naming_the_fields(
         ({"paused": None}, {"paused"}),
         ({"title": "  "}, {"title"}),
         ({"until": "2000-01-01T00:00:00Z"}, {"until"}),  # before the series' start
+        ({"timezone": "America/New_York", "schedule": "* 2 8-14 3 */7"}, {"schedule"}),
     ],
 )
 async def test_an_invalid_patch_is_refused_with_422_and_changes_nothing(

@@ -25,6 +25,7 @@ from todo_backend.bootstrap import unit_of_work
 from todo_backend.catalog import by_name
 from todo_backend.consumers import consume
 from todo_backend.db import get_sessionmaker
+from todo_backend.errors import Unprocessable
 from todo_backend.events import to_cloudevent_json
 from todo_backend.models import RecurringTaskCreate, RecurringTaskUpdate, Task, TaskEvent
 from todo_backend.recurrence import Budget, Schedule
@@ -836,3 +837,47 @@ async def test_a_completion_event_without_a_task_id_is_refused(user: str, data: 
     with pytest.raises(HTTPException) as refused:
         await deliver(event)
     assert refused.value.status_code == 422
+
+
+# --- schedules that cannot be evaluated -------------------------------------------------------------
+
+# Sundays 02:xx in the second week of March: in New York only inside the spring-forward gap, so never.
+GAP_ONLY = "* 2 8-14 3 */7"
+
+
+async def test_a_series_whose_schedule_no_longer_fires_is_paused_by_its_tick_and_the_batch_goes_on(
+    sql: Sql, user: str
+) -> None:
+    # Stored before the zone check existed (or before its zone's rules changed): valid in UTC, then moved
+    # to New York behind the API's back, and due.
+    broken = await create(user, at(1, 8), schedule=GAP_ONLY)
+    await sql.pool.execute(
+        "UPDATE recurring_task SET timezone = 'America/New_York', next_occurrence_at = $2 WHERE id = $1",
+        uuid.UUID(broken["id"]),
+        at(1, 9),
+    )
+    fine = [await create(user, at(1, 8), schedule="0 * * * *") for _ in range(3)]
+    counts = await tick(at(1, 10, 30), batch=10)
+    assert (counts.paused, counts.created) == (1, 3)
+    assert [len(await times(sql, s)) for s in fine] == [2] * 3
+    assert (await row(sql, broken))["paused"] is True
+    paused = await sql.pool.fetch(
+        "SELECT data FROM task_event WHERE subject = $1 AND type = 'dev.todo.recurring-task.updated'",
+        broken["id"],
+    )
+    assert len(paused) == 1
+    assert await tick(at(1, 11, 30), batch=10) == Materialized(3, 3, 0, 0, 0)  # not claimed again
+
+
+async def test_unpausing_or_moving_a_series_to_a_zone_where_it_never_fires_is_422(
+    sql: Sql, user: str
+) -> None:
+    series = await create(user, at(1, 8), schedule=GAP_ONLY, paused=True)
+    with pytest.raises(Unprocessable, match="never fires in America/New_York"):
+        await update(user, series, at(1, 9), timezone="America/New_York", paused=False)
+    await sql.pool.execute(
+        "UPDATE recurring_task SET timezone = 'America/New_York' WHERE id = $1", uuid.UUID(series["id"])
+    )
+    with pytest.raises(Unprocessable, match="never fires"):
+        await update(user, series, at(1, 9), paused=False)
+    assert (await row(sql, series))["version"] == 1 and (await row(sql, series))["paused"] is True

@@ -254,6 +254,9 @@ def test_white_space_between_fields_does_not_matter() -> None:
         "0 9 * * 1#2",
         "every day",
         "",
+        "10-5 * * * *",  # a range that runs backwards
+        "*/0 * * * *",
+        "5-5/0 * * * *",
     ],
 )
 def test_invalid_schedules_are_refused_with_a_message(expression: str) -> None:
@@ -263,7 +266,18 @@ def test_invalid_schedules_are_refused_with_a_message(expression: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "zone", ["Mars/Olympus_Mons", "", "EST5EDT6", "../../etc/passwd", "america/new york"]
+    "zone",
+    [
+        "Mars/Olympus_Mons",
+        "",
+        "EST5EDT6",
+        "../../etc/passwd",
+        "america/new york",
+        # Names the host's zone files may have but that mean what the host is set to, or nowhere.
+        "localtime",
+        "posixrules",
+        "Factory",
+    ],
 )
 def test_unknown_zones_are_refused(zone: str) -> None:
     with pytest.raises(InvalidSchedule, match="time zone"):
@@ -318,3 +332,44 @@ def test_upcoming_is_strictly_increasing_and_strictly_after() -> None:
 
 def test_upcoming_of_zero_is_empty() -> None:
     assert Schedule.parse("@daily").upcoming(utc("2025-01-01T00:00"), 0) == []
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        # croniter read a single-value range as the whole field: every minute, hourly, daily.
+        ("5-5 * * * *", "2025-01-01T00:00", ["2025-01-01T00:05", "2025-01-01T01:05"]),
+        ("0 9-9 * * *", "2025-01-01T00:00", ["2025-01-01T09:00", "2025-01-02T09:00"]),
+        ("0 0 * * 1-1", "2025-01-01T00:00", ["2025-01-06T00:00", "2025-01-13T00:00"]),
+        ("5-5/2 9-9/3 * * *", "2025-01-01T00:00", ["2025-01-01T09:05", "2025-01-02T09:05"]),
+        ("50/5 * * * *", "2025-01-01T00:00", ["2025-01-01T00:50", "2025-01-01T00:55", "2025-01-01T01:50"]),
+    ],
+)
+def test_single_value_ranges_and_steps_read_as_cronie_reads_them(
+    expression: str, after: str, expected: list[str]
+) -> None:
+    assert Schedule.parse(expression).upcoming(utc(after), len(expected)) == [utc(e) for e in expected]
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("* * * *", "a schedule has 5 fields (minute hour day-of-month month day-of-week), this one has 4"),
+        ("0 0 9 * * *", "this one has 6; seconds are not supported"),
+    ],
+)
+def test_a_schedule_with_the_wrong_number_of_fields_says_how_many_it_has(
+    expression: str, message: str
+) -> None:
+    with pytest.raises(InvalidSchedule) as refused:
+        Schedule.parse(expression)
+    assert message in str(refused.value)
+    assert ("seconds" in str(refused.value)) == expression.startswith("0 0 9")
+
+
+def test_a_schedule_that_fires_only_inside_a_gap_never_fires_there_and_says_so_quickly() -> None:
+    assert Schedule.parse("* 2 8-14 3 */7").next_after(utc("2026-01-01T00:00")) == utc("2026-03-08T02:00")
+    budget = Budget()
+    with pytest.raises(InvalidSchedule, match="never fires in America/New_York within 28 years"):
+        Schedule.parse("* 2 8-14 3 */7", "America/New_York").next_after(utc("2026-01-01T00:00"), budget)
+    assert budget.left > 0  # refused by the horizon, within the step cap
