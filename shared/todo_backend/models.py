@@ -23,7 +23,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index, Text, false, text
 from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -223,10 +223,12 @@ class Task(TaskBase, table=True):
     user_id: str = Field(sa_column=Column(Text, nullable=False))
     title: str = Field(sa_column=Column(Text, nullable=False))
     description: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    completed: bool = False
+    completed: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     completed_at: datetime | None = Field(default=None, sa_type=_tz())
     due_date: datetime | None = Field(default=None, sa_type=_tz())
-    priority: Priority = Field(default=Priority.medium, sa_column=Column(priority_enum, nullable=False))
+    priority: Priority = Field(
+        default=Priority.medium, sa_column=Column(priority_enum, nullable=False, server_default="medium")
+    )
     tags: list[str] = Field(
         default_factory=list,
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
@@ -239,7 +241,7 @@ class Task(TaskBase, table=True):
     occurrence_at: datetime | None = Field(default=None, sa_type=_tz())
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
-    version: int = 1
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class TaskPublic(SQLModel):
@@ -495,7 +497,9 @@ class RecurringTask(SQLModel, table=True):
     user_id: str = Field(sa_column=Column(Text, nullable=False))
     title: str = Field(sa_column=Column(Text, nullable=False))
     description: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    priority: Priority = Field(default=Priority.medium, sa_column=Column(priority_enum, nullable=False))
+    priority: Priority = Field(
+        default=Priority.medium, sa_column=Column(priority_enum, nullable=False, server_default="medium")
+    )
     tags: list[str] = Field(
         default_factory=list, sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
