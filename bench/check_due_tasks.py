@@ -9,31 +9,20 @@ the two databases in turn; the ratio of their times is the result (goal: about 1
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from datetime import timedelta
 
 import asyncpg
 import harness
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.sql.expression import ClauseElement
+from harness import NOW, USERS
 
-from todo_backend.db import async_url
 from todo_backend.models import TaskEvent
 from todo_backend.reminders import CheckDueTasks, check_due_tasks, claim_due
 from todo_backend.uow import UnitOfWork
 
-USERS = 1000
 BATCH = 500  # Settings.reminder_batch_size's default, what the function passes
-# The tick's `now`, fixed for the whole run so the set of due reminders does not drift while it runs.
-NOW = datetime.now(UTC).replace(microsecond=0)
 
 # A table of `total` tasks, `due` of them spread evenly through it (as creation order scatters them
 # through the heap), the others by a random draw: 20% without a due date, 15% completed, 15% reminded
@@ -75,20 +64,9 @@ FROM (
 
 
 @dataclass
-class Size:
-    name: str
-    total: int
-    due: int
-    url: str
-    sessions: async_sessionmaker[AsyncSession] | None = None
-    load_seconds: float = 0.0
-    ticks: list[float] = field(default_factory=list)
-    tick_counts: list[int] = field(default_factory=list)
+class Size(harness.Size):
     batches: int = 0
-    idle: list[float] = field(default_factory=list)
     wal: list[int] = field(default_factory=list)  # bytes of WAL per tick: full-page images grow it
-    buffers: int = 0  # shared buffers the first batch's claim touched
-    plan: str = ""
 
 
 async def no_publish(rows: Sequence[TaskEvent]) -> None:
@@ -134,35 +112,6 @@ async def reset(size: Size) -> None:
         await conn.close()
 
 
-async def explain(url: str, statement: ClauseElement) -> tuple[int, str]:
-    """`statement` under EXPLAIN (ANALYZE, BUFFERS), rolled back: the shared buffers it touched, and its
-    plan with each node's buffers. Run with literal values, so this is the plan a custom plan gets."""
-    sql = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-    conn = await asyncpg.connect(url)
-    try:
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            plan = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")
-        finally:
-            await tx.rollback()  # a claim must not stick
-    finally:
-        await conn.close()
-    root = json.loads(plan)[0]["Plan"]
-    return _buffers(root), " > ".join(_nodes(root))
-
-
-def _buffers(node: dict[str, Any]) -> int:
-    return int(node.get("Shared Hit Blocks", 0)) + int(node.get("Shared Read Blocks", 0))
-
-
-def _nodes(node: dict[str, Any]) -> list[str]:
-    """Each plan node with the shared buffers it and its children touched."""
-    on = node.get("Index Name") or node.get("Relation Name")
-    name = node["Node Type"] + (f" on {on}" if on else "") + f" ({_buffers(node):,})"
-    return [name, *(n for child in node.get("Plans", []) for n in _nodes(child))]
-
-
 async def wal_position(url: str) -> int:
     """The server's WAL insert position in bytes: the difference around a tick is the WAL it wrote."""
     conn = await asyncpg.connect(url)
@@ -172,8 +121,8 @@ async def wal_position(url: str) -> int:
         await conn.close()
 
 
-async def tick_until_drained(size: Size) -> tuple[float, int, int]:
-    """Ticks until every due reminder is claimed: (seconds, ticks, batches)."""
+async def tick_until_drained(size: Size) -> tuple[float, int]:
+    """Ticks until every due reminder is claimed: (seconds, ticks); notes the batches and the WAL."""
     assert size.sessions is not None
     reminded = ticks = batches = 0
     wal_before = await wal_position(size.url)
@@ -185,8 +134,9 @@ async def tick_until_drained(size: Size) -> tuple[float, int, int]:
         reminded, ticks, batches = reminded + result.reminded, ticks + 1, batches + result.batches
     seconds = time.perf_counter() - started
     size.wal.append(await wal_position(size.url) - wal_before)
+    size.batches = batches
     assert reminded == size.due, f"{size.name}: {reminded} reminded after {ticks} ticks, expected {size.due}"
-    return seconds, ticks, batches
+    return seconds, ticks
 
 
 async def idle_tick(size: Size) -> float:
@@ -202,144 +152,29 @@ async def idle_tick(size: Size) -> float:
     return time.perf_counter() - started
 
 
-@contextlib.asynccontextmanager
-async def engines(urls: Sequence[str]) -> AsyncIterator[list[async_sessionmaker[AsyncSession]]]:
-    """A session factory per database, each engine as db.get_engine builds it for a function process."""
-    made = [
-        create_async_engine(async_url(url), pool_size=2, max_overflow=3, pool_pre_ping=True) for url in urls
-    ]
-    try:
-        yield [async_sessionmaker(engine, expire_on_commit=False) for engine in made]
-    finally:
-        for engine in made:
-            await engine.dispose()
-
-
-async def measure(sizes: list[Size], rounds: int) -> None:
-    for size in sizes:
-        await load(size)
-        size.buffers, size.plan = await explain(size.url, claim_due(NOW, BATCH))
-        await reset(size)  # vacuums the row versions the rolled-back claim left
-    async with engines([size.url for size in sizes]) as factories:
-        for size, sessions in zip(sizes, factories, strict=True):
-            size.sessions = sessions
-        for size in sizes:  # unmeasured: first connections, statement caches, the page cache
-            await tick_until_drained(size)
-            await reset(size)
-        for n in range(rounds):
-            # Alternating which goes first, so drift in the machine's load falls on both sides alike.
-            for size in sizes if n % 2 == 0 else sizes[::-1]:
-                seconds, ticks, batches = await tick_until_drained(size)
-                size.ticks.append(seconds)
-                size.tick_counts.append(ticks)
-                size.batches = batches
-                await reset(size)
-                size.idle.append(min([await idle_tick(size) for _ in range(5)]))
-
-
-@contextlib.contextmanager
-def second_database(url: str, name: str) -> Iterator[str]:
-    """A database beside `url`'s on the same server, migrated; dropped again at the end."""
-    from todo_backend.migrations import upgrade
-
-    other = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade(other)
-        yield other
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def refuse_used(url: str, table: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):  # noqa: S608 - our own table name
-            raise SystemExit(f"{table} is not empty: point DATABASE_URL at a disposable database")
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     args = harness.arguments(__doc__ or "")
     small_total, big_total, due = (10_000, 100_000, 1_000) if args.quick else (100_000, 1_000_000, 10_000)
-    rounds = 5
     load_at_start = harness.load_average()
-    os.environ.pop("METRICS_PORT", None)
-    with (
-        harness.services(broker=False) as servers,
-        second_database(servers.database_url, "bench_big") as big_url,
-    ):
-        # Settings are read once per process (the tick's metrics read them); no broker: see no_publish.
-        os.environ.update(DATABASE_URL=servers.database_url, JWT_SECRET=harness.JWT_SECRET, TODO_ENV="local")
-        asyncio.run(refuse_used(servers.database_url, "task"))
-        sizes = [Size("small", small_total, due, servers.database_url), Size("big", big_total, due, big_url)]
-        asyncio.run(measure(sizes, rounds))
+    with harness.two_databases("task") as (small_url, big_url):
+        sizes = [Size("small", small_total, due, small_url), Size("big", big_total, due, big_url)]
+        asyncio.run(
+            harness.measure_ticks(sizes, claim_due(NOW, BATCH), load, reset, tick_until_drained, idle_tick)
+        )
     report(sizes, load_at_start)
 
 
 def report(sizes: list[Size], load_at_start: float) -> None:
-    rows = []
-    for size in sizes:
-        tick = harness.median(size.ticks)
-        rows.append(
-            [
-                size.name,
-                f"{size.total:,}",
-                f"{size.due:,}",
-                f"{size.load_seconds:.0f}",
-                f"{max(size.tick_counts)}/{size.batches}",
-                tick * 1000,
-                min(size.ticks) * 1000,
-                tick / size.due * 1e6,
-                harness.median(size.idle) * 1000,
-                harness.median(size.wal) / 2**20,
-                size.buffers,
-            ]
-        )
     print(
         f"check_due_tasks: one tick (batches of {BATCH}) until every due reminder is claimed; "
         f"no broker (outbox rows written, not published); median of {len(sizes[0].ticks)} rounds"
     )
-    print(
-        harness.table(
-            [
-                "size",
-                "tasks",
-                "due",
-                "load s",
-                "ticks/batches",
-                "tick ms",
-                "min ms",
-                "us/reminder",
-                "idle tick ms",
-                "WAL MB",
-                "claim buffers",
-            ],
-            rows,
-        )
-    )
-    for size in sizes:
-        print(f"  {size.name}: first claim's plan (shared buffers): {size.plan}")
-    small, big = sizes
-    tick_ratio = harness.median(big.ticks) / harness.median(small.ticks)
-    idle_ratio = harness.median(big.idle) / harness.median(small.idle)
-    print(harness.machine_note(load_at_start))
-    print(
-        f"check_due_tasks: {big.total:,} vs {small.total:,} tasks, {small.due:,} due: big/small "
-        f"time per tick {tick_ratio:.2f} (of the fastest rounds {min(big.ticks) / min(small.ticks):.2f}), "
-        f"idle tick {idle_ratio:.2f}, "
-        f"claim buffers {big.buffers / max(small.buffers, 1):.2f} (goal about 1.0: flat)"
-    )
+    extra = [
+        ("batches", lambda size: size.batches),
+        ("WAL MB", lambda size: harness.median(size.wal) / 2**20),
+    ]
+    print(harness.tick_table(sizes, "tasks", "reminder", extra))
+    print(harness.tick_ratios("check_due_tasks", "tasks", sizes, load_at_start))
 
 
 if __name__ == "__main__":

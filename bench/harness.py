@@ -1,4 +1,5 @@
-"""What every benchmark shares: --quick, its own PostgreSQL and broker, tokens, and the ratio table.
+"""What every benchmark shares: --quick, its own PostgreSQL and broker, tokens, and the ratio table;
+and what the two tick benchmarks (check_due_tasks.py, materialize.py) share: two sizes of one table.
 
 Not a benchmark itself. The scripts beside it run as `python bench/<name>.py`, which puts this folder
 on sys.path, so they import it as `harness`.
@@ -7,18 +8,28 @@ on sys.path, so they import it as `harness`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import json
 import logging
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import jwt
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.expression import ClauseElement
 
+from todo_backend.db import async_url
 from todo_backend.devstack.runner import free_port
 from todo_backend.settings import LOCAL_JWT_SECRET
 
@@ -107,3 +118,188 @@ def _cell(value: object) -> str:
             return f"{value:,.0f}"
         return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
     return str(value)
+
+
+# --- the tick benchmarks: a tick on two databases laid alike but for their size --------------------
+
+# The ticks' `now`, fixed for the whole run so the set of due rows does not drift while it runs.
+NOW = datetime.now(UTC).replace(microsecond=0)
+USERS = 1000  # the rows laid belong to this many users
+ROUNDS = 5
+
+
+@dataclass
+class Size:
+    """One of the two databases, and what its ticks took; a benchmark adds what else it records."""
+
+    name: str
+    total: int
+    due: int
+    url: str
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    load_seconds: float = 0.0
+    ticks: list[float] = field(default_factory=list)
+    tick_counts: list[int] = field(default_factory=list)
+    idle: list[float] = field(default_factory=list)
+    buffers: int = 0  # shared buffers the first claim touched
+    plan: str = ""
+
+
+S = TypeVar("S", bound=Size)
+
+
+@contextlib.contextmanager
+def two_databases(table: str) -> Iterator[tuple[str, str]]:
+    """The small size's database (DATABASE_URL's, refused unless `table` is empty, or an embedded one)
+    and the big size's beside it, with the settings the ticks read pointed at the first."""
+    os.environ.pop("METRICS_PORT", None)
+    with services(broker=False) as servers, second_database(servers.database_url, "bench_big") as big_url:
+        # Settings are read once per process (the ticks' metrics read them); no broker: rows wait unpublished.
+        os.environ.update(DATABASE_URL=servers.database_url, JWT_SECRET=JWT_SECRET, TODO_ENV="local")
+        asyncio.run(refuse_used(servers.database_url, table))
+        yield servers.database_url, big_url
+
+
+async def measure_ticks(
+    sizes: Sequence[S],
+    claim: ClauseElement,
+    load: Callable[[S], Awaitable[None]],
+    reset: Callable[[S], Awaitable[None]],
+    drain: Callable[[S], Awaitable[tuple[float, int]]],
+    idle_tick: Callable[[S], Awaitable[float]],
+) -> None:
+    """Lay each size and EXPLAIN its first `claim`; then ROUNDS rounds of `drain` (ticks until nothing
+    is due: seconds, ticks) on each, every one undone by `reset`, and the fastest of 5 idle ticks."""
+    for size in sizes:
+        await load(size)
+        size.buffers, size.plan = await explain(size.url, claim)
+        await reset(size)  # vacuums the row versions the rolled-back claim left
+    async with engines([size.url for size in sizes]) as factories:
+        for size, sessions in zip(sizes, factories, strict=True):
+            size.sessions = sessions
+            await drain(size)  # unmeasured: first connections, statement caches, the page cache
+            await reset(size)
+        for n in range(ROUNDS):
+            # Alternating which goes first, so drift in the machine's load falls on both sides alike.
+            for size in sizes if n % 2 == 0 else sizes[::-1]:
+                seconds, ticks = await drain(size)
+                size.ticks.append(seconds)
+                size.tick_counts.append(ticks)
+                await reset(size)
+                size.idle.append(min([await idle_tick(size) for _ in range(5)]))
+
+
+def tick_table(
+    sizes: Sequence[S], unit: str, per: str, extra: Sequence[tuple[str, Callable[[S], object]]] = ()
+) -> str:
+    """A tick benchmark's table: a row per size, `extra` (heading, value) columns before the buffers."""
+    header = ["size", unit, "due", "load s", "ticks", "tick ms", "min ms", f"us/{per}", "idle tick ms"]
+    rows = [
+        [
+            size.name,
+            f"{size.total:,}",
+            f"{size.due:,}",
+            f"{size.load_seconds:.0f}",
+            max(size.tick_counts),
+            median(size.ticks) * 1000,
+            min(size.ticks) * 1000,
+            median(size.ticks) / size.due * 1e6,
+            median(size.idle) * 1000,
+            *(value(size) for _, value in extra),
+            size.buffers,
+        ]
+        for size in sizes
+    ]
+    return table([*header, *(heading for heading, _ in extra), "claim buffers"], rows)
+
+
+def tick_ratios(label: str, unit: str, sizes: Sequence[Size], load_at_start: float) -> str:
+    """What follows a tick benchmark's table: each first claim's plan, the machine, and big / small."""
+    small, big = sizes
+    tick_ratio = median(big.ticks) / median(small.ticks)
+    idle_ratio = median(big.idle) / median(small.idle)
+    fastest_ratio = min(big.ticks) / min(small.ticks)
+    return "\n".join(
+        [
+            *(f"  {size.name}: first claim's plan (shared buffers): {size.plan}" for size in sizes),
+            machine_note(load_at_start),
+            f"{label}: {big.total:,} vs {small.total:,} {unit}, {small.due:,} due: big/small "
+            f"time per tick {tick_ratio:.2f} (of the fastest rounds {fastest_ratio:.2f}), "
+            f"idle tick {idle_ratio:.2f}, "
+            f"claim buffers {big.buffers / max(small.buffers, 1):.2f} (goal about 1.0: flat)",
+        ]
+    )
+
+
+async def explain(url: str, statement: ClauseElement) -> tuple[int, str]:
+    """`statement` under EXPLAIN (ANALYZE, BUFFERS), rolled back: the shared buffers it touched, and its
+    plan with each node's buffers. Run with literal values, so this is the plan a custom plan gets."""
+    sql = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    conn = await asyncpg.connect(url)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            plan = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")
+        finally:
+            await tx.rollback()  # a claim must not stick
+    finally:
+        await conn.close()
+    root = json.loads(plan)[0]["Plan"]
+    return _buffers(root), " > ".join(_nodes(root))
+
+
+def _buffers(node: dict[str, Any]) -> int:
+    return int(node.get("Shared Hit Blocks", 0)) + int(node.get("Shared Read Blocks", 0))
+
+
+def _nodes(node: dict[str, Any]) -> list[str]:
+    """Each plan node with the shared buffers it and its children touched."""
+    on = node.get("Index Name") or node.get("Relation Name")
+    name = node["Node Type"] + (f" on {on}" if on else "") + f" ({_buffers(node):,})"
+    return [name, *(n for child in node.get("Plans", []) for n in _nodes(child))]
+
+
+@contextlib.asynccontextmanager
+async def engines(urls: Sequence[str]) -> AsyncIterator[list[async_sessionmaker[AsyncSession]]]:
+    """A session factory per database, each engine as db.get_engine builds it for a function process."""
+    made = [
+        create_async_engine(async_url(url), pool_size=2, max_overflow=3, pool_pre_ping=True) for url in urls
+    ]
+    try:
+        yield [async_sessionmaker(engine, expire_on_commit=False) for engine in made]
+    finally:
+        for engine in made:
+            await engine.dispose()
+
+
+@contextlib.contextmanager
+def second_database(url: str, name: str) -> Iterator[str]:
+    """A database beside `url`'s on the same server, migrated; dropped again at the end."""
+    from todo_backend.migrations import upgrade
+
+    other = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade(other)
+        yield other
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def refuse_used(url: str, table: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):  # noqa: S608 - our own table name
+            raise SystemExit(f"{table} is not empty: point DATABASE_URL at a disposable database")
+    finally:
+        await conn.close()

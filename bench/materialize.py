@@ -10,7 +10,6 @@ result (goal: about 1.0, a flat tick).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,8 +17,7 @@ from typing import Any
 
 import asyncpg
 import harness
-from check_due_tasks import NOW, USERS, engines, explain, refuse_used, second_database
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from harness import NOW, USERS
 
 from todo_backend.recurrence import Schedule
 from todo_backend.recurring import MATERIALIZE_BATCH, _claim_due, materialize_due
@@ -73,20 +71,9 @@ FROM recurring_task WHERE next_occurrence_at IS NOT NULL
 
 
 @dataclass
-class Size:
-    name: str
-    total: int
-    due: int
-    url: str
-    sessions: async_sessionmaker[AsyncSession] | None = None
-    load_seconds: float = 0.0
+class Size(harness.Size):
     # The due series as laid: (ids, upcoming occurrence, occurrences created), to undo a tick.
     original: tuple[list[Any], list[datetime], list[int]] = field(default_factory=lambda: ([], [], []))
-    ticks: list[float] = field(default_factory=list)
-    tick_counts: list[int] = field(default_factory=list)
-    idle: list[float] = field(default_factory=list)
-    buffers: int = 0
-    plan: str = ""
 
 
 def firings() -> tuple[list[str], list[str], list[datetime], list[datetime]]:
@@ -175,94 +162,24 @@ async def idle_tick(size: Size) -> float:
     return time.perf_counter() - started
 
 
-async def measure(sizes: list[Size], rounds: int) -> None:
-    for size in sizes:
-        await load(size)
-        size.buffers, size.plan = await explain(size.url, _claim_due(NOW, MATERIALIZE_BATCH))
-        await reset(size)
-    async with engines([size.url for size in sizes]) as factories:
-        for size, sessions in zip(sizes, factories, strict=True):
-            size.sessions = sessions
-            await tick_until_done(size)  # unmeasured: connections, statement caches, the page cache
-            await reset(size)
-        for n in range(rounds):
-            # Alternating which goes first, so drift in the machine's load falls on both sides alike.
-            for size in sizes if n % 2 == 0 else sizes[::-1]:
-                seconds, ticks = await tick_until_done(size)
-                size.ticks.append(seconds)
-                size.tick_counts.append(ticks)
-                await reset(size)
-                size.idle.append(min([await idle_tick(size) for _ in range(5)]))
-
-
 def main() -> None:
     args = harness.arguments(__doc__ or "")
     small_total, big_total, due = (1_000, 10_000, 100) if args.quick else (10_000, 100_000, 1_000)
-    rounds = 5
     load_at_start = harness.load_average()
-    os.environ.pop("METRICS_PORT", None)
-    with (
-        harness.services(broker=False) as servers,
-        second_database(servers.database_url, "bench_big") as big_url,
-    ):
-        os.environ.update(DATABASE_URL=servers.database_url, JWT_SECRET=harness.JWT_SECRET, TODO_ENV="local")
-        asyncio.run(refuse_used(servers.database_url, "recurring_task"))
-        sizes = [Size("small", small_total, due, servers.database_url), Size("big", big_total, due, big_url)]
-        asyncio.run(measure(sizes, rounds))
+    with harness.two_databases("recurring_task") as (small_url, big_url):
+        sizes = [Size("small", small_total, due, small_url), Size("big", big_total, due, big_url)]
+        claim = _claim_due(NOW, MATERIALIZE_BATCH)
+        asyncio.run(harness.measure_ticks(sizes, claim, load, reset, tick_until_done, idle_tick))
     report(sizes, load_at_start)
 
 
 def report(sizes: list[Size], load_at_start: float) -> None:
-    rows = []
-    for size in sizes:
-        tick = harness.median(size.ticks)
-        rows.append(
-            [
-                size.name,
-                f"{size.total:,}",
-                f"{size.due:,}",
-                f"{size.load_seconds:.0f}",
-                max(size.tick_counts),
-                tick * 1000,
-                min(size.ticks) * 1000,
-                tick / size.due * 1e6,
-                harness.median(size.idle) * 1000,
-                size.buffers,
-            ]
-        )
     print(
         f"materialize_due: ticks (batches of {MATERIALIZE_BATCH}) until every due series has its next "
         f"occurrence; outbox rows written, not published; median of {len(sizes[0].ticks)} rounds"
     )
-    print(
-        harness.table(
-            [
-                "size",
-                "series",
-                "due",
-                "load s",
-                "ticks",
-                "tick ms",
-                "min ms",
-                "us/series",
-                "idle tick ms",
-                "claim buffers",
-            ],
-            rows,
-        )
-    )
-    for size in sizes:
-        print(f"  {size.name}: first claim's plan (shared buffers): {size.plan}")
-    small, big = sizes
-    tick_ratio = harness.median(big.ticks) / harness.median(small.ticks)
-    idle_ratio = harness.median(big.idle) / harness.median(small.idle)
-    print(harness.machine_note(load_at_start))
-    print(
-        f"materialize: {big.total:,} vs {small.total:,} series, {small.due:,} due: big/small "
-        f"time per tick {tick_ratio:.2f} (of the fastest rounds {min(big.ticks) / min(small.ticks):.2f}), "
-        f"idle tick {idle_ratio:.2f}, "
-        f"claim buffers {big.buffers / max(small.buffers, 1):.2f} (goal about 1.0: flat)"
-    )
+    print(harness.tick_table(sizes, "series", "series"))
+    print(harness.tick_ratios("materialize", "series", sizes, load_at_start))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ The email is sent with no transaction open; its own tracking row is written afte
 
 import functions_framework.aio
 from cloudevents.http import CloudEvent
+from starlette.exceptions import HTTPException
 
 from todo_backend.catalog import by_name
 from todo_backend.consumers import consume
 from todo_backend.email import email_channel
+from todo_backend.errors import RetryLater
 from todo_backend.notifications import email_reminder, record_notification
 
 CONSUMER = by_name("deliver-notification")
@@ -22,4 +24,7 @@ async def deliver_notification(event: CloudEvent) -> None:
     await consume(CONSUMER.name, CONSUMER.event_types, event, record_notification)
     mailer = email_channel()  # from the settings, logged once per process
     if mailer is not None:
-        await email_reminder(CONSUMER, event, mailer)
+        try:
+            await email_reminder(CONSUMER, event, mailer)
+        except RetryLater as exc:  # 5xx: the dispatcher redelivers, then dead-letters
+            raise HTTPException(exc.status, exc.detail) from exc

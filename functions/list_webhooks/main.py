@@ -5,7 +5,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from todo_backend.bootstrap import unit_of_work
-from todo_backend.http import PageQuery, http_function, json_response, parse, query_params
+from todo_backend.http import http_function, json_response, parse, query_params
+from todo_backend.paging import PageQuery
 from todo_backend.webhooks import list_webhooks as handle
 
 

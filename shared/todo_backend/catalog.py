@@ -1,6 +1,6 @@
 """The one declaration of every function: name, entry point and trigger.
 
-The local runner, the gateway's routing table, the OpenAPI paths and (later) the Knative manifests and
+The local runner, the gateway's routing table, the OpenAPI paths, the Knative and Dapr manifests and
 the CI matrix are all derived from FUNCTIONS; tests fail when a function folder or a manifest drifts.
 """
 

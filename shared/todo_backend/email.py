@@ -107,8 +107,3 @@ def email_channel() -> DaprSmtpBinding | None:
     if not _channel:
         _channel.append(open_channel(get_settings()))
     return _channel[0]
-
-
-def forget_email_channel() -> None:
-    """Decide again on next use (tests, which change the settings)."""
-    _channel.clear()

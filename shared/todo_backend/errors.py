@@ -1,4 +1,5 @@
-"""Errors a handler raises; the HTTP layer turns each into an RFC 9457 problem."""
+"""Errors a handler raises; the adapters turn each into a status: an RFC 9457 problem for a request,
+the answer the dispatcher acts on for an event."""
 
 from __future__ import annotations
 
@@ -24,3 +25,9 @@ class PreconditionFailed(DomainError):
 
 class Unprocessable(DomainError):
     status, title, slug = 422, "Unprocessable Content", "validation-error"
+
+
+class RetryLater(DomainError):
+    """A dependency failed in a way that may pass (the email sidecar is not up yet): try again."""
+
+    status, title, slug = 503, "Service Unavailable", "retry-later"

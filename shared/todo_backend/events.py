@@ -111,6 +111,8 @@ def _data(event: Event, now: datetime) -> tuple[str, str, dict[str, Any]]:
                 "task": task_json(task),
                 "due_at": rfc3339(task.due_date),
                 "remind_at": rfc3339(remind_at),
+                # How long after remind_at this was sent, whatever the cause: the system was down, or
+                # the task was created (or its due date moved) inside its lead time.
                 "late_seconds": max(0, int((now - remind_at).total_seconds())),
             }
             return str(task.id), task.user_id, data

@@ -1,9 +1,7 @@
-"""HTTP helpers for function entries: JSON in and out, RFC 9457 problems, auth, ETags, cursors."""
+"""HTTP helpers for function entries: JSON in and out, RFC 9457 problems, auth, ETags."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 import logging
@@ -12,7 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.background import BackgroundTasks
 from starlette.requests import Request
@@ -144,29 +142,6 @@ def if_match(request: Request) -> frozenset[int] | None:
         if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
             versions.add(int(tag[1:-1]))
     return frozenset(versions)
-
-
-class PageQuery(BaseModel):
-    """Cursor pagination parameters; unknown query parameters are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = None
-
-
-def encode_cursor(values: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(_dumps(values)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
-    if not isinstance(data, dict):
-        raise Unprocessable("the cursor is not one this API issued", "cursor")
-    return data
 
 
 def _domain_problem(exc: DomainError) -> Problem:

@@ -14,7 +14,9 @@ from typing import Any
 from todo_backend.settings import get_settings
 
 log = logging.getLogger(__name__)
-# Observations run in Starlette's thread pool: the first few may race to build the registry.
+# The request wrapper observes on the event loop, but nothing stops another thread (a sync background
+# task in Starlette's pool, a library callback) from observing at the same moment: the first few may
+# race to build the registry.
 _build_lock = threading.Lock()
 _built: dict[str, Any] = {}
 
@@ -52,7 +54,8 @@ def _build() -> dict[str, Any]:
 
 
 async def observe_request(function: str, method: str, status: int, seconds: float) -> None:
-    # A coroutine, so Starlette runs it on the event loop after the response, not in its thread pool.
+    # A coroutine, so Starlette runs it on the event loop after the response, not in its thread pool
+    # (where it would cost a thread hop per request).
     m = _metrics()
     m["requests"].labels(function, method, str(status)).inc()
     m["duration"].labels(function, method).observe(seconds)

@@ -19,16 +19,14 @@ from cloudevents.abstract import AnyCloudEvent
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from starlette.exceptions import HTTPException
 
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.catalog import Function
 from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner, consume
 from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
-from todo_backend.errors import NotFound
-from todo_backend.http import PageQuery
+from todo_backend.errors import NotFound, RetryLater
 from todo_backend.models import Notification, NotificationPublic, ProcessedEvent, utcnow
-from todo_backend.paging import Page, by_creation, creation_page
+from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -140,8 +138,9 @@ async def email_reminder(consumer: Function, event: AnyCloudEvent, mailer: DaprS
     transaction: a slow sidecar or SMTP server must not pin a pool connection.
 
     The tracking row is written only after a successful send, in its own short transaction. A failed
-    send answers 503, so the event is retried (and dead-lettered when retries run out): the notification
-    committed before is not touched, and a retry finds its tracking row and goes straight to the email.
+    send raises RetryLater, which the entry answers 503, so the event is retried (and dead-lettered when
+    retries run out): the notification committed before is not touched, and a retry finds its tracking
+    row and goes straight to the email.
     A send whose tracking commit fails, or two deliveries of one event at once, send it twice: email is
     at least once.
     """
@@ -161,7 +160,7 @@ async def email_reminder(consumer: Function, event: AnyCloudEvent, mailer: DaprS
         await mailer.send(reminder_email(to, reminder, reminder.sent_at(inbound)))
     except EmailNotSent as exc:
         log.warning("reminder email for event %s not sent, to be retried: %s", inbound.id, exc)
-        raise HTTPException(503, "the reminder email was not sent; retry") from exc
+        raise RetryLater("the reminder email was not sent; retry") from exc
 
     async def record_sent(inbound: InboundEvent, uow: UnitOfWork) -> None:
         return None  # the tracking row consume writes is the whole effect

@@ -1,19 +1,47 @@
-"""Cursor pagination: a page of JSON items, and the (created_at, id) keyset most lists page by."""
+"""Cursor pagination: the page query, opaque cursors, a page of JSON items, and the (created_at, id)
+keyset most lists page by. Pure: no HTTP, no I/O."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, tuple_
 
 from todo_backend.errors import Unprocessable
-from todo_backend.http import PageQuery, decode_cursor, encode_cursor
 
 T = TypeVar("T")
+
+
+class PageQuery(BaseModel):
+    """Cursor pagination parameters; unknown query parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = None
+
+
+def encode_cursor(values: Mapping[str, Any]) -> str:
+    text = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise Unprocessable("the cursor is not one this API issued", "cursor") from exc
+    if not isinstance(data, dict):
+        raise Unprocessable("the cursor is not one this API issued", "cursor")
+    return data
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,8 @@ from todo_backend.events import (
     TaskUpdated,
     recurring_task_json,
 )
-from todo_backend.http import PageQuery
 from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task, utcnow
-from todo_backend.paging import Page, by_creation, creation_page
+from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.recurrence import InvalidSchedule, Schedule
 from todo_backend.tasks import rearm_reminder, remove, touch
 from todo_backend.uow import UnitOfWork

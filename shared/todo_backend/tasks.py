@@ -22,7 +22,6 @@ from todo_backend.events import (
     task_json,
     to_cloudevent_json,
 )
-from todo_backend.http import PageQuery, decode_cursor, encode_cursor
 from todo_backend.models import (
     IdempotencyKey,
     Instant,
@@ -33,7 +32,7 @@ from todo_backend.models import (
     storable_text,
     utcnow,
 )
-from todo_backend.paging import Page
+from todo_backend.paging import Page, PageQuery, decode_cursor, encode_cursor
 from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
 

@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from todo_backend.catalog import by_name
 from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner
 from todo_backend.errors import DomainError, NotFound, Unprocessable
-from todo_backend.http import PageQuery
 from todo_backend.models import (
     Webhook,
     WebhookCreate,
@@ -42,7 +41,7 @@ from todo_backend.models import (
     WebhookDeliveryPublic,
     WebhookPublic,
 )
-from todo_backend.paging import Page, by_creation, creation_page
+from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.settings import Settings, get_settings
 from todo_backend.uow import UnitOfWork
 
@@ -734,9 +733,3 @@ async def _deliver_logged(sessions: async_sessionmaker[AsyncSession], ids: Seque
         await deliver_now(sessions, ids)
     except Exception:
         log.exception("fast-path webhook delivery failed; retry-webhook-deliveries will retry")
-
-
-async def background_deliveries_done() -> None:
-    """Wait for the detached fast-path attempts (tests, and a graceful shutdown)."""
-    while _detached:
-        await asyncio.gather(*_detached, return_exceptions=True)

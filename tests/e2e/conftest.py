@@ -15,10 +15,10 @@ import asyncpg
 import jwt
 import pytest
 from receiver import Receiver
-from running import RunningStack
+from running import RunningStack, todo_run
 from sqlalchemy.engine import make_url
 
-from todo_backend.devstack.runner import free_port, todo_run
+from todo_backend.devstack.runner import free_port
 
 
 @pytest.fixture(scope="session")

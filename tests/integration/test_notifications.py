@@ -26,6 +26,7 @@ from aiosmtpd.smtp import Envelope
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 from cloudevents.kafka import to_binary as kafka_binary
+from detached import background_deliveries_done
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,7 +35,6 @@ from starlette.routing import Route
 from taskapi import Api, Sql, assert_problem, mint
 
 from todo_backend import email as todo_email
-from todo_backend import webhooks
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.catalog import Delivery
 from todo_backend.db import get_engine, get_sessionmaker
@@ -287,7 +287,7 @@ async def test_a_webhook_subscribed_to_reminders_receives_them_through_the_webho
         headers, body = to_binary(event)
         response = await function_clients["deliver-webhooks"].post("/", headers=headers, content=body)
         assert response.status_code == 200, response.text
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         [delivery] = received
         assert delivery["body"] == {**event.get_attributes(), "data": event.get_data()}
         assert delivery["body"]["type"] == REMINDER_DUE
@@ -408,16 +408,16 @@ async def sidecar(mailbox: tuple[Mailbox, int]) -> AsyncIterator[tuple[DaprSidec
 
 
 @pytest.fixture
-def email_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """Settings for the email channel in this test; the channel is decided afresh before and after."""
+def email_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Settings for the email channel in this test. The channel is decided afresh from them, in a cache
+    of the test's own: the process's cached channel (from the real settings) is back after the test."""
 
     def use(**changes: Any) -> None:
         settings = get_settings().model_copy(update=changes)
         monkeypatch.setattr(todo_email, "get_settings", lambda: settings)
-        todo_email.forget_email_channel()
+        monkeypatch.setattr(todo_email, "_channel", [])
 
-    yield use
-    todo_email.forget_email_channel()
+    return use
 
 
 SENDER = "reminders@todo.test"

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
+from detached import background_deliveries_done
 from taskapi import Api, Sql, assert_problem
 
 from todo_backend import catalog, webhooks
@@ -148,7 +149,7 @@ async def new_user(
         return users[-1]
 
     yield make
-    await webhooks.background_deliveries_done()
+    await background_deliveries_done()
     await sql.pool.execute("DELETE FROM webhook WHERE user_id = ANY($1::text[])", [u.user_id for u in users])
 
 
@@ -299,7 +300,7 @@ async def test_deleting_a_webhook_removes_it_and_its_deliveries(
     async with Receiver() as receiver:
         hook = await subscribe(alice, receiver.url)
         assert (await send(deliver, task_event(alice))).status_code == 200
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
     assert len(await deliveries(alice, hook)) == 1
     assert (await alice.delete(f"/api/webhooks/{hook['id']}")).status_code == 204
     assert (await alice.get("/api/webhooks")).json()["items"] == []
@@ -409,7 +410,7 @@ async def test_an_event_is_posted_as_a_signed_structured_cloudevent(
         event = task_event(alice)
         assert (await send(deliver, event, mode)).status_code == 200
         request = await receiver.next()
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
     assert request.method == "POST" and request.path == "/hook"
     assert request.headers["content-type"] == "application/cloudevents+json"
     verify_signature(request, hook["secret"])
@@ -467,7 +468,7 @@ async def test_a_redelivered_event_creates_and_sends_one_delivery(
         event = task_event(alice)
         for mode in ("binary", "structured", "binary"):
             assert (await send(deliver, event, mode)).status_code == 200
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         assert len(receiver.received) == 1
     assert len(await deliveries(alice, hook)) == 1
 
@@ -480,7 +481,7 @@ async def test_only_the_event_users_subscriptions_to_its_type_are_sent_it(
         await subscribe(alice, completed.url, COMPLETED)
         await subscribe(bob, bobs.url, CREATED)
         assert (await send(deliver, task_event(alice))).status_code == 200
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         assert (len(created.received), len(completed.received), len(bobs.received)) == (1, 0, 0)
 
 
@@ -492,7 +493,7 @@ async def test_an_event_naming_another_users_task_is_rejected_and_sends_nothing(
         await subscribe(bob, receiver.url)
         forged = task_event(bob, task_id=task["id"])
         assert (await send(deliver, forged)).status_code == 422  # dead-lettered, not retried
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         assert receiver.received == []
     assert (
         await sql.pool.fetchval("SELECT count(*) FROM webhook_delivery WHERE user_id = $1", bob.user_id) == 0
@@ -527,7 +528,7 @@ async def test_an_event_deliver_webhooks_can_never_handle_is_422_never_500(
         if data is not None:
             event = CloudEvent(event.get_attributes(), data)
         assert (await send(deliver, event, "structured")).status_code == 422
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         assert receiver.received == []
 
 
@@ -538,7 +539,7 @@ async def test_a_retry_keeps_the_delivery_id_and_succeeds_once_the_receiver_reco
         hook = await subscribe(alice, receiver.url)
         assert (await send(deliver, task_event(alice))).status_code == 200
         first = await receiver.next()
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         [delivery] = await deliveries(alice, hook)
         assert delivery["status"] == "pending" and delivery["attempts"] == 1
         assert delivery["last_status_code"] == 503 and delivery["last_error"] == "HTTP 503"
@@ -561,7 +562,7 @@ async def test_a_receiver_down_then_up_gets_the_delivery_on_a_retry_tick(
     hook = await subscribe(alice, f"http://127.0.0.1:{port}/hook")
     event = task_event(alice)
     assert (await send(deliver, event)).status_code == 200  # nothing listens yet
-    await webhooks.background_deliveries_done()
+    await background_deliveries_done()
     [delivery] = await deliveries(alice, hook)
     assert delivery["status"] == "pending" and delivery["attempts"] == 1
     assert delivery["last_status_code"] is None and "ConnectError" in delivery["last_error"]
@@ -595,7 +596,7 @@ async def test_a_hung_receiver_of_one_user_does_not_delay_another_users_delivery
         await hung.next()
         assert (await fine.next()).at - started < 1.0
         assert (await deliveries(alice, alices))[0]["attempts"] == 0  # hers still hangs
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         [hers] = await deliveries(alice, alices)
         assert hers["status"] == "pending" and hers["last_error"] == "timed out after 2s"
         # A retry tick attempts both at once: Bob's retry does not queue behind Alice's.
@@ -616,7 +617,7 @@ async def test_a_delivery_that_never_succeeds_fails_after_the_last_attempt(
     async with Receiver(Reply(500, b"broken")) as receiver:
         hook = await subscribe(alice, receiver.url)
         assert (await send(deliver, task_event(alice))).status_code == 200
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         for _ in range(max_attempts - 1):
             await make_due(sql, hook)
             await retry()
@@ -638,7 +639,7 @@ async def test_a_redirect_is_not_followed_and_counts_as_a_failure(
             hook = await subscribe(alice, receiver.url)
             assert (await send(deliver, task_event(alice))).status_code == 200
             await receiver.next()
-            await webhooks.background_deliveries_done()
+            await background_deliveries_done()
         assert elsewhere.received == []
     [delivery] = await deliveries(alice, hook)
     assert delivery["status"] == "pending" and delivery["last_status_code"] == 307
@@ -650,7 +651,7 @@ async def test_only_an_excerpt_of_the_response_body_is_stored(alice: Api, delive
         hook = await subscribe(alice, receiver.url)
         assert (await send(deliver, task_event(alice))).status_code == 200
         await receiver.next()
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
     [delivery] = await deliveries(alice, hook)
     assert delivery["status"] == "succeeded"
     assert delivery["response_excerpt"] == "é" * 512
@@ -664,7 +665,7 @@ async def test_deliveries_are_listed_newest_first_by_status_a_page_at_a_time(
         events = [task_event(alice) for _ in range(3)]
         for event in events:
             assert (await send(deliver, event)).status_code == 200
-            await webhooks.background_deliveries_done()
+            await background_deliveries_done()
     newest_first = [e["id"] for e in reversed(events)]
     page = (await alice.get(f"/api/webhooks/{hook['id']}/deliveries", params={"limit": 2})).json()
     rest = await deliveries(alice, hook, limit=2, cursor=page["next_cursor"])
@@ -683,7 +684,7 @@ async def test_concurrent_retry_ticks_never_post_the_same_delivery_twice(
         hooks = [await subscribe(alice, receiver.url) for _ in range(6)]
         for _ in range(3):
             assert (await send(deliver, task_event(alice))).status_code == 200
-            await webhooks.background_deliveries_done()  # one event at a time: all within the bound
+            await background_deliveries_done()  # one event at a time: all within the bound
         assert len(receiver.received) == 18
         receiver.replies = [Reply(200)]
         for hook in hooks:
@@ -697,7 +698,7 @@ async def test_concurrent_retry_ticks_never_post_the_same_delivery_twice(
 async def drain(retry: Callable[[], Any], sql: Sql, user: Api, expected: int) -> None:
     """Tick until all `expected` deliveries of `user` have succeeded (a bounded number of ticks)."""
     for _ in range(40):
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         done = await sql.pool.fetchval(
             "SELECT count(*) FROM webhook_delivery WHERE user_id = $1 AND status = 'succeeded'", user.user_id
         )
@@ -743,7 +744,7 @@ async def test_beyond_the_bound_new_deliveries_wait_for_the_retry_tick_and_no_po
         for _ in range(bound):
             await hung.next()
         pinned = get_engine().pool.checkedout()  # while `bound` POSTs hang
-        await webhooks.background_deliveries_done()  # they time out
+        await background_deliveries_done()  # they time out
         assert len(hung.received) == bound
     assert pinned == 0  # the claim and the record each hold a connection briefly; a POST holds none
     waiting = await sql.pool.fetchval(
@@ -769,7 +770,7 @@ async def test_a_lease_starts_with_its_attempt_so_rows_waiting_for_a_slot_are_ne
         hooks = [await subscribe(alice, f"{receiver.url}/{i}") for i in range(10)]
         for _ in range(5):
             assert (await send(deliver, task_event(alice))).status_code == 200
-        await webhooks.background_deliveries_done()  # 50 pending, one attempt each
+        await background_deliveries_done()  # 50 pending, one attempt each
         first = len(receiver.received)
         receiver.replies = [Reply(200, delay=0.8)]  # 50 at 16 a time: about 3.2 s for one tick
         for hook in hooks:
@@ -801,7 +802,7 @@ async def test_an_event_whose_sequence_is_not_a_decimal_integer_is_422(
     async with Receiver() as receiver:
         await subscribe(alice, receiver.url)
         assert (await send(deliver, task_event(alice, sequence=sequence), "structured")).status_code == 422
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         assert receiver.received == []
 
 
@@ -815,7 +816,7 @@ async def test_in_production_a_delivery_to_a_non_public_address_is_not_sent(
         settings = get_settings().model_copy(update={"todo_env": "production"})
         monkeypatch.setattr(webhooks, "get_settings", lambda: settings)
         assert (await send(deliver, task_event(alice))).status_code == 200
-        await webhooks.background_deliveries_done()
+        await background_deliveries_done()
         assert receiver.received == []
     [delivery] = await deliveries(alice, hook)
     assert delivery["status"] == "pending" and delivery["last_status_code"] is None

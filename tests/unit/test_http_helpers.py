@@ -10,18 +10,8 @@ import pytest
 from starlette.requests import Request
 
 from todo_backend.errors import NotFound, Unprocessable
-from todo_backend.http import (
-    PROBLEM_JSON,
-    PageQuery,
-    Problem,
-    decode_cursor,
-    encode_cursor,
-    etag,
-    if_match,
-    parse,
-    path_uuid,
-    query_params,
-)
+from todo_backend.http import PROBLEM_JSON, Problem, etag, if_match, parse, path_uuid, query_params
+from todo_backend.paging import PageQuery, decode_cursor, encode_cursor
 
 
 def request(path: str = "/", query: str = "", headers: dict[str, str] | None = None) -> Request:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from todo_backend.http import PageQuery, Problem, parse
+from todo_backend.http import Problem, parse
 from todo_backend.models import TaskUpdate
+from todo_backend.paging import PageQuery
 
 
 def fields(model: type[BaseModel], data: dict[str, object]) -> list[str]:
