@@ -7,8 +7,8 @@ from starlette.responses import Response
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.http import http_function, json_response, read_json
 from todo_backend.models import WebhookCreate
-from todo_backend.webhooks import CreateWebhook
-from todo_backend.webhooks import create_webhook as handle
+from todo_backend.webhooks.subscriptions import CreateWebhook
+from todo_backend.webhooks.subscriptions import create_webhook as handle
 
 
 @functions_framework.aio.http

@@ -6,8 +6,8 @@ from starlette.responses import Response
 
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.http import http_function, path_uuid
-from todo_backend.webhooks import DeleteWebhook
-from todo_backend.webhooks import delete_webhook as handle
+from todo_backend.webhooks.subscriptions import DeleteWebhook
+from todo_backend.webhooks.subscriptions import delete_webhook as handle
 
 
 @functions_framework.aio.http

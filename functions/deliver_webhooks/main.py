@@ -10,7 +10,7 @@ from cloudevents.http import CloudEvent
 from todo_backend.catalog import by_name
 from todo_backend.consumers import consume
 from todo_backend.db import get_sessionmaker
-from todo_backend.webhooks import deliver_in_background, queue_deliveries
+from todo_backend.webhooks.delivery import deliver_in_background, queue_deliveries
 
 CONSUMER = by_name("deliver-webhooks")
 

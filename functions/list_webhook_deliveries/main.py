@@ -6,8 +6,8 @@ from starlette.responses import Response
 
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.http import http_function, json_response, parse, path_uuid, query_params
-from todo_backend.webhooks import DeliveryQuery
-from todo_backend.webhooks import list_deliveries as handle
+from todo_backend.webhooks.subscriptions import DeliveryQuery
+from todo_backend.webhooks.subscriptions import list_deliveries as handle
 
 
 @functions_framework.aio.http

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.http import http_function, json_response, parse, query_params
 from todo_backend.paging import PageQuery
-from todo_backend.webhooks import list_webhooks as handle
+from todo_backend.webhooks.subscriptions import list_webhooks as handle
 
 
 @functions_framework.aio.http

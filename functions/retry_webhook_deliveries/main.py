@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from todo_backend.db import get_sessionmaker
 from todo_backend.http import json_response
-from todo_backend.webhooks import retry_due as tick
+from todo_backend.webhooks.delivery import retry_due as tick
 
 
 @functions_framework.aio.http

@@ -8,7 +8,6 @@ from pydantic import BaseModel
 
 from todo_backend.catalog import FUNCTIONS, Function, Route, by_name
 from todo_backend.models import (
-    INSTANT_SCHEMA,
     NotificationPublic,
     RecurringTaskCreate,
     RecurringTaskPublic,
@@ -20,6 +19,10 @@ from todo_backend.models import (
     WebhookDeliveryPublic,
     WebhookPublic,
 )
+from todo_backend.notifications import NotificationQuery
+from todo_backend.paging import PageQuery
+from todo_backend.tasks import TaskQuery
+from todo_backend.webhooks.subscriptions import DeliveryQuery
 
 # What each operation takes and returns: (request body, response status, response schema).
 _IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
@@ -45,41 +48,24 @@ _IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
     ("mark-notification-read", "POST"): (None, 200, "NotificationPublic"),
 }
 
-_QUERY: dict[str, list[tuple[str, dict[str, Any], str]]] = {
-    "list-tasks": [
-        ("status", {"enum": ["all", "pending", "completed"], "default": "all"}, "Filter by completion"),
-        ("priority", {"type": "array", "items": {"enum": ["low", "medium", "high"]}}, "Any of these"),
-        ("tag", {"type": "array", "items": {"type": "string"}}, "All of these tags"),
-        (
-            "q",
-            {"type": "string", "minLength": 1, "maxLength": 200},
-            "Case-insensitive keyword in title or description",
-        ),
-        ("due_before", INSTANT_SCHEMA, "Due before (with offset)"),
-        ("due_after", INSTANT_SCHEMA, "Due after (with offset)"),
-        ("overdue", {"type": "boolean"}, "Open and past due"),
-        (
-            "sort",
-            {
-                "enum": [
-                    "due_date",
-                    "-due_date",
-                    "priority",
-                    "-priority",
-                    "created_at",
-                    "-created_at",
-                    "title",
-                    "-title",
-                ],
-                "default": "created_at",
-            },
-            "Sort key; tasks without a due date come last",
-        ),
-    ],
-    "list-notifications": [("unread", {"type": "boolean"}, "Only unread notifications")],
-    "list-webhook-deliveries": [
-        ("status", {"enum": ["pending", "succeeded", "failed"]}, "Only deliveries with this status")
-    ],
+# The query parameters of each list, from its query model (types, enums, bounds and defaults); only
+# what each one means is said here.
+_QUERY: dict[str, tuple[type[PageQuery], dict[str, str]]] = {
+    "list-tasks": (
+        TaskQuery,
+        {
+            "status": "Filter by completion",
+            "priority": "Any of these",
+            "tag": "All of these tags",
+            "q": "Case-insensitive keyword in title or description",
+            "due_before": "Due before (with offset)",
+            "due_after": "Due after (with offset)",
+            "overdue": "Open and past due",
+            "sort": "Sort key; tasks without a due date come last",
+        },
+    ),
+    "list-notifications": (NotificationQuery, {"unread": "Only unread notifications"}),
+    "list-webhook-deliveries": (DeliveryQuery, {"status": "Only deliveries with this status"}),
 }
 _PAGED = {
     "list-tasks",
@@ -90,6 +76,28 @@ _PAGED = {
     "list-notifications",
 }
 _VERSIONED = {"update-task", "delete-task", "complete-task", "update-recurring-task", "delete-recurring-task"}
+
+
+def _query_schema(model: type[PageQuery], name: str) -> dict[str, Any]:
+    """One field of a query model as a parameter's schema: its enums inlined, and without the null a
+    parameter never takes (one left out has its default)."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: inline(v) for k, v in node.items() if k != "title"}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    field = inline(schema["properties"][name])
+    branches = [b for b in field.pop("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1:
+        field.update(branches[0])
+    if field.get("default") is None:
+        field.pop("default", None)
+    return field
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -193,11 +201,14 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
         for name in Route.PARAM.findall(route.path)
     ]
-    for name, schema, description in _QUERY.get(fn.name, []):
-        params.append({"name": name, "in": "query", "schema": schema, "description": description})
+    if fn.name in _QUERY:
+        model, descriptions = _QUERY[fn.name]
+        for name, description in descriptions.items():
+            schema = _query_schema(model, name)
+            params.append({"name": name, "in": "query", "schema": schema, "description": description})
     if fn.name in _PAGED:
         params += [
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+            {"name": "limit", "in": "query", "schema": _query_schema(PageQuery, "limit")},
             # Opaque: only a `next_cursor` this API returned is accepted; it is base64url.
             {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"}},
         ]

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
-from todo_backend import webhooks
+from todo_backend.webhooks import delivery
 
 
 async def background_deliveries_done() -> None:
     """Wait for every detached fast-path attempt, and for any that those start meanwhile."""
-    while webhooks._detached:
-        await asyncio.gather(*webhooks._detached, return_exceptions=True)
+    while delivery._detached:
+        await asyncio.gather(*delivery._detached, return_exceptions=True)

@@ -25,10 +25,12 @@ from cloudevents.http import CloudEvent
 from detached import background_deliveries_done
 from taskapi import Api, Sql, assert_problem
 
-from todo_backend import catalog, webhooks
+from todo_backend import catalog
 from todo_backend.db import get_engine
 from todo_backend.devstack.runner import free_port
 from todo_backend.settings import get_settings
+from todo_backend.webhooks import delivery as webhook_delivery
+from todo_backend.webhooks import subscriptions as webhook_subscriptions
 
 WEBHOOK_FUNCTIONS = tuple(fn for fn in catalog.FUNCTIONS if "webhook" in fn.name)
 CREATED = "dev.todo.task.created"
@@ -172,7 +174,9 @@ def retry(function_clients: dict[str, httpx.AsyncClient]) -> Callable[[], Any]:
 def production(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The webhook rules of a production deployment (https, public addresses only) for this test."""
     settings = get_settings().model_copy(update={"todo_env": "production"})
-    monkeypatch.setattr(webhooks, "get_settings", lambda: settings)
+    # Both halves read the settings: creating checks the URL, attempting checks it again.
+    for module in (webhook_subscriptions, webhook_delivery):
+        monkeypatch.setattr(module, "get_settings", lambda: settings)
     yield
 
 
@@ -764,7 +768,7 @@ async def test_a_lease_starts_with_its_attempt_so_rows_waiting_for_a_slot_are_ne
 ) -> None:
     # A lease much shorter than a tick's batch takes at the bound: had it started when the batch was
     # claimed, the rows still waiting for a slot would be due again and a second tick would POST them.
-    monkeypatch.setattr(webhooks, "lease", lambda settings: timedelta(seconds=2))
+    monkeypatch.setattr(webhook_delivery, "lease", lambda settings: timedelta(seconds=2))
     monkeypatch.setattr(get_settings(), "webhook_timeout_seconds", 1.5)
     async with Receiver(Reply(500)) as receiver:
         hooks = [await subscribe(alice, f"{receiver.url}/{i}") for i in range(10)]
@@ -814,7 +818,7 @@ async def test_in_production_a_delivery_to_a_non_public_address_is_not_sent(
     async with Receiver() as receiver:
         hook = await subscribe(alice, receiver.url)
         settings = get_settings().model_copy(update={"todo_env": "production"})
-        monkeypatch.setattr(webhooks, "get_settings", lambda: settings)
+        monkeypatch.setattr(webhook_delivery, "get_settings", lambda: settings)
         assert (await send(deliver, task_event(alice))).status_code == 200
         await background_deliveries_done()
         assert receiver.received == []
@@ -835,8 +839,8 @@ async def test_an_attempt_tries_each_checked_address_until_one_connects_keeping_
 
     async with Receiver() as receiver:
         url = f"http://localhost:{receiver.port}/hook"
-        delivery = webhooks.Claim(uuid.uuid4(), 0, {"id": "e1"}, url, "a-secret-of-sixteen")
-        outcome = await webhooks.post(delivery, get_settings(), resolve=localhost)
+        delivery = webhook_delivery.Claim(uuid.uuid4(), 0, {"id": "e1"}, url, "a-secret-of-sixteen")
+        outcome = await webhook_delivery.post(delivery, get_settings(), resolve=localhost)
         request = await receiver.next()
     assert outcome.ok, outcome
     assert request.headers["host"] == f"localhost:{receiver.port}"

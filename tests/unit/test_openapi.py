@@ -3,7 +3,7 @@
 from openapi_spec_validator import validate
 
 from todo_backend.catalog import FUNCTIONS
-from todo_backend.openapi import build_openapi
+from todo_backend.openapi import _QUERY, _query_schema, build_openapi
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -41,3 +41,13 @@ def test_the_document_is_as_strict_as_the_server_where_it_can_say_so() -> None:
     q = next(p for p in document["paths"]["/api/tasks"]["get"]["parameters"] if p["name"] == "q")
     assert q["schema"]["minLength"] == 1
     assert "enum" in schemas["WebhookCreate"]["properties"]["event_types"]["items"]
+
+
+def test_every_field_of_a_lists_query_model_is_a_parameter_with_the_models_schema() -> None:
+    document = build_openapi()
+    for name, (model, descriptions) in _QUERY.items():
+        assert set(descriptions) | {"limit", "cursor"} == set(model.model_fields), name
+        operations = [op for ops in document["paths"].values() for op in ops.values()]
+        (operation,) = [op for op in operations if op["operationId"] == name]
+        documented = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+        assert {k: documented[k] for k in descriptions} == {k: _query_schema(model, k) for k in descriptions}

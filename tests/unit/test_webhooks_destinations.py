@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from todo_backend.webhooks import (
+from todo_backend.webhooks.destinations import (
     Destination,
     UnsafeDestination,
     check_destination,

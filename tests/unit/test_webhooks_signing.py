@@ -11,16 +11,15 @@ import pytest
 from todo_backend.catalog import by_name
 from todo_backend.errors import Unprocessable
 from todo_backend.events import CLOUDEVENT_TYPES
-from todo_backend.webhooks import (
+from todo_backend.webhooks.delivery import (
     EXCERPT_CHARS,
     MAX_BACKOFF_SECONDS,
-    SUBSCRIBABLE_TYPES,
     backoff_seconds,
     body_of,
     excerpt,
     signature,
-    validate_event_types,
 )
+from todo_backend.webhooks.subscriptions import SUBSCRIBABLE_TYPES, validate_event_types
 
 
 def test_the_signature_is_the_hex_hmac_sha256_of_the_exact_body_with_the_secret() -> None:

@@ -1,9 +1,6 @@
-"""Webhooks: users' subscriptions, the delivery rows their events create, and the signed outbound POST.
-
-A delivery is one event for one subscription, its own row: claimed with a lease before each attempt,
-recorded after it, retried with backoff by the retry-webhook-deliveries cron until it succeeds or runs
-out of attempts. Outside local development every destination is checked against the addresses DNS
-gives at that moment, and the connection goes to the checked address.
+"""Webhook deliveries: one event for one subscription, its own row, queued by the deliver-webhooks
+consumer, claimed with a lease before each attempt, signed and POSTed, recorded after it, and retried with
+backoff by the retry-webhook-deliveries cron until it succeeds or runs out of attempts.
 """
 
 from __future__ import annotations
@@ -11,305 +8,42 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import random
-import re
-import secrets
-import socket
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-from sqlalchemy import RowMapping, delete, func, select, text, update
+from sqlalchemy import RowMapping, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from todo_backend.catalog import by_name
 from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner
-from todo_backend.errors import DomainError, NotFound, Unprocessable
-from todo_backend.models import (
-    Webhook,
-    WebhookCreate,
-    WebhookDelivery,
-    WebhookDeliveryPublic,
-    WebhookPublic,
-)
-from todo_backend.paging import Page, PageQuery, by_creation, creation_page
+from todo_backend.models import Webhook, WebhookDelivery
 from todo_backend.settings import Settings, get_settings
 from todo_backend.uow import UnitOfWork
+from todo_backend.webhooks.destinations import (
+    Destination,
+    Resolver,
+    UnsafeDestination,
+    check_destination,
+    is_production,
+    pinned_request,
+    system_resolver,
+)
 
 log = logging.getLogger(__name__)
-
-# The event types a subscription may name: those deliver-webhooks is declared to consume.
-SUBSCRIBABLE_TYPES: tuple[str, ...] = by_name("deliver-webhooks").event_types
 
 EXCERPT_CHARS = 512  # the most of a receiver's response body ever stored
 CLAIM_BATCH = 100  # deliveries one retry tick claims
 CLAIM_PER_WEBHOOK = 5  # ... at most this many of one subscription, so a dead receiver cannot fill a tick
 MAX_BACKOFF_SECONDS = 3600
-
-
-class WebhookLimitReached(DomainError):
-    # 409, not 422: the request is valid; the user's current subscriptions are what forbid it.
-    status, title, slug = 409, "Conflict", "webhook-limit-reached"
-
-
-# --- destinations: the SSRF check -------------------------------------------------------------------
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
-
-
-class UnsafeDestination(Exception):
-    """A webhook URL this deployment will not POST to; the message says why."""
-
-
-# Cloud metadata and platform endpoints, blocked even where the address classes would allow them.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a)
-    for a in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean instance metadata
-        "169.254.170.2",  # AWS ECS task metadata
-        "fd00:ec2::254",  # AWS instance metadata over IPv6
-        "100.100.100.200",  # Alibaba Cloud metadata
-        "168.63.129.16",  # Azure WireServer: a public address that only the platform answers
-        "192.0.0.192",  # Oracle Cloud metadata
-    )
-)
-BLOCKED_HOSTNAMES = frozenset({"localhost", "metadata", "metadata.google.internal", "instance-data"})
-# NAT64 prefixes carry an IPv4 address in their last 32 bits: check that address too.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-
-
-def forbidden_reason(address: Address) -> str | None:
-    """Why a production webhook may not connect to `address` (None: it is a public unicast address)."""
-    if address in METADATA_ADDRESSES:
-        return "cloud metadata"
-    if isinstance(address, ipaddress.IPv6Address):
-        # A mapped or NAT64 address reaches exactly its IPv4 address, which alone decides.
-        translated = address.ipv4_mapped
-        if translated is None and any(address in net for net in _NAT64):
-            translated = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if translated is not None:
-            inner = forbidden_reason(translated)
-            return f"{inner} (as {address})" if inner else None
-        # 6to4 and Teredo carry an IPv4 address too: it must be allowed, and so must the outer one.
-        for tunnelled in (address.sixtofour, (address.teredo or (None, None))[1]):
-            inner = forbidden_reason(tunnelled) if tunnelled is not None else None
-            if inner:
-                return f"{inner} (tunnelled in {address})"
-        if address.is_site_local:
-            return "site-local"
-    for reason, hit in (
-        ("unspecified", address.is_unspecified),
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("multicast", address.is_multicast),
-        ("reserved", address.is_reserved),
-        ("private", address.is_private),
-        ("non-global", not address.is_global),  # e.g. 100.64.0.0/10, shared carrier address space
-    ):
-        if hit:
-            return reason
-    return None
-
-
-def parse_url(url: str, *, https_only: bool) -> httpx.URL:
-    """The URL if its form is acceptable: http(s), a host, no credentials; https only if so asked."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise UnsafeDestination(f"not a valid URL: {exc}") from exc
-    allowed = ("https",) if https_only else ("http", "https")
-    if parsed.scheme not in allowed:
-        raise UnsafeDestination(f"the URL scheme must be {' or '.join(allowed)}")
-    if not parsed.host:
-        raise UnsafeDestination("the URL must name a host")
-    if parsed.userinfo:
-        raise UnsafeDestination("the URL must not carry credentials")
-    # httpx keeps any port number and percent-encodes what a host may not hold; neither could connect.
-    if parsed.port is not None and not 1 <= parsed.port <= 65535:
-        raise UnsafeDestination(f"the port must be between 1 and 65535, not {parsed.port}")
-    host = parsed.raw_host.decode("ascii")
-    if not (_is_ip_literal(host) or _HOSTNAME.fullmatch(host)):
-        raise UnsafeDestination("the host must be a host name (letters, digits and hyphens) or an IP address")
-    return parsed
-
-
-# An RFC 1123 host name (httpx has already turned an IDN into its xn-- form): labels of letters, digits
-# and inner hyphens, up to 63 characters each and 253 in all, and a last label not all digits, which
-# resolvers would read as a shorthand IPv4 address (127.1).
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}\.?$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-    r"(?![0-9]+\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
-)
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class Destination:
-    url: httpx.URL  # as subscribed
-    addresses: tuple[Address, ...]  # the checked addresses, the only ones a connection may go to
-
-
-async def check_destination(url: str, *, production: bool, resolve: Resolver) -> Destination:
-    """Where a POST to `url` would go, refused (UnsafeDestination) if production forbids it.
-
-    Every address `resolve` returns must be allowed, not just one: the connection must not be steered
-    to another record of the same name. Local development and tests allow http and any address.
-    """
-    parsed = parse_url(url, https_only=production)
-    host = parsed.raw_host.decode("ascii").lower()
-    name = host.rstrip(".")
-    if production and (name in BLOCKED_HOSTNAMES or name.endswith((".localhost", ".internal"))):
-        raise UnsafeDestination(f"{host} is an internal host name")
-    try:
-        addresses: list[Address] = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            resolved = await resolve(host, parsed.port or (443 if parsed.scheme == "https" else 80))
-            # A scope id (fe80::1%eth0) only narrows a link-local address, which is refused anyway.
-            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolved]
-        except (OSError, ValueError) as exc:
-            raise UnsafeDestination(f"{host} does not resolve: {exc}") from exc
-    if not addresses:
-        raise UnsafeDestination(f"{host} does not resolve")
-    if production:
-        for address in addresses:
-            reason = forbidden_reason(address)
-            if reason:
-                raise UnsafeDestination(f"{host} resolves to {address}, a {reason} address")
-    return Destination(parsed, tuple(dict.fromkeys(addresses)))
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def is_production(settings: Settings) -> bool:
-    return settings.todo_env == "production"
-
-
-# --- subscriptions ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CreateWebhook:
-    user_id: str
-    fields: WebhookCreate
-
-
-@dataclass(frozen=True)
-class DeleteWebhook:
-    user_id: str
-    webhook_id: uuid.UUID
-
-
-def webhook_json(hook: Webhook) -> dict[str, Any]:
-    return WebhookPublic.model_validate(hook).model_dump(mode="json")
-
-
-def validate_event_types(requested: list[str]) -> list[str]:
-    unknown = [t for t in requested if t not in SUBSCRIBABLE_TYPES]
-    if unknown:
-        raise Unprocessable(
-            f"unknown event types {unknown}; subscribable: {list(SUBSCRIBABLE_TYPES)}", "event_types"
-        )
-    return list(dict.fromkeys(requested))
-
-
-async def create_webhook(
-    cmd: CreateWebhook, uow: UnitOfWork, resolve: Resolver = system_resolver
-) -> dict[str, Any]:
-    """The new subscription's JSON with its secret: the only response that ever shows the secret."""
-    settings = get_settings()
-    event_types = validate_event_types(cmd.fields.event_types)
-    try:
-        if is_production(settings):
-            # Resolved before the transaction: no lock is held across a DNS lookup.
-            await check_destination(cmd.fields.url, production=True, resolve=resolve)
-        else:
-            parse_url(cmd.fields.url, https_only=False)  # a receiver in development may not exist yet
-    except UnsafeDestination as exc:
-        raise Unprocessable(str(exc), "url") from exc
-    if cmd.fields.secret is not None and not cmd.fields.secret.isprintable():
-        raise Unprocessable("the secret must not contain control characters", "secret")
-    secret = cmd.fields.secret or secrets.token_urlsafe(32)
-    async with uow:
-        # One creator per user at a time, so two concurrent creates cannot both pass the count.
-        await uow.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"webhook-limit:{cmd.user_id}"},
-        )
-        count = await uow.session.scalar(
-            select(func.count()).select_from(Webhook).where(Webhook.user_id == cmd.user_id)
-        )
-        if (count or 0) >= settings.webhook_max_per_user:
-            raise WebhookLimitReached(
-                f"a user may have at most {settings.webhook_max_per_user} webhooks; delete one first"
-            )
-        hook = Webhook(user_id=cmd.user_id, url=cmd.fields.url, event_types=event_types, secret=secret)
-        uow.session.add(hook)
-        await uow.commit()
-    return {**webhook_json(hook), "secret": secret}
-
-
-async def delete_webhook(cmd: DeleteWebhook, uow: UnitOfWork) -> None:
-    """Deletes the subscription and (by cascade) its deliveries; an attempt in flight records nothing."""
-    async with uow:
-        deleted = await uow.session.execute(
-            delete(Webhook)
-            .where(Webhook.id == cmd.webhook_id, Webhook.user_id == cmd.user_id)
-            .returning(Webhook.id)
-        )
-        if deleted.first() is None:
-            raise NotFound("no such webhook")  # another user's webhook is indistinguishable from none
-        await uow.commit()
-
-
-async def list_webhooks(user_id: str, query: PageQuery, uow: UnitOfWork) -> Page:
-    """The user's subscriptions, oldest first (without their secrets)."""
-    stmt = by_creation(select(Webhook).where(Webhook.user_id == user_id), Webhook, query, newest_first=False)
-    async with uow:
-        rows = list((await uow.session.execute(stmt)).scalars())
-    return creation_page(rows, query.limit, webhook_json)
-
-
-class DeliveryQuery(PageQuery):
-    """list-webhook-deliveries query parameters."""
-
-    status: Literal["pending", "succeeded", "failed"] | None = None
-
-
-async def list_deliveries(user_id: str, webhook_id: uuid.UUID, query: DeliveryQuery, uow: UnitOfWork) -> Page:
-    """A subscription's deliveries, newest first."""
-    stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
-    if query.status:
-        stmt = stmt.where(WebhookDelivery.status == query.status)
-    stmt = by_creation(stmt, WebhookDelivery, query, newest_first=True)
-    async with uow:
-        owner = await uow.session.scalar(select(Webhook.user_id).where(Webhook.id == webhook_id))
-        if owner != user_id:
-            raise NotFound("no such webhook")
-        rows = list((await uow.session.execute(stmt)).scalars())
-    return creation_page(
-        rows, query.limit, lambda r: WebhookDeliveryPublic.model_validate(r).model_dump(mode="json")
-    )
 
 
 # --- queueing: the deliver-webhooks consumer's effect -------------------------------------------------
@@ -486,19 +220,6 @@ class Outcome:
 @lru_cache(maxsize=1)
 def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()  # built once: loading the CA bundle costs milliseconds
-
-
-def pinned_request(
-    dest: Destination, address: Address, headers: dict[str, str], body: bytes
-) -> httpx.Request:
-    """The POST to a checked address: the URL names the address, Host and TLS SNI (and so certificate
-    verification) name the subscribed host, so no second DNS lookup can send it elsewhere."""
-    url = dest.url.copy_with(host=str(address))
-    extensions: dict[str, Any] = {}
-    if dest.url.scheme == "https":
-        extensions["sni_hostname"] = dest.url.raw_host.decode("ascii")
-    headers = {**headers, "Host": dest.url.netloc.decode("ascii")}
-    return httpx.Request("POST", url, headers=headers, content=body, extensions=extensions)
 
 
 async def post(delivery: Claim, settings: Settings, resolve: Resolver = system_resolver) -> Outcome:
