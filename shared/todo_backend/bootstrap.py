@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from functools import lru_cache
 
 from todo_backend.db import get_sessionmaker
 from todo_backend.messaging import DaprPublisher, EventPublisher, Publisher
 from todo_backend.models import TaskEvent
 from todo_backend.settings import get_settings
-from todo_backend.uow import UnitOfWork
+from todo_backend.uow import UnitOfWork, commit_listener
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +67,30 @@ async def publish_now(rows: Sequence[TaskEvent]) -> None:
         log.warning(
             "fast-path publish failed; relay-outbox publishes for the next %.0f s: %r", breaker.cooldown, exc
         )
+
+
+@asynccontextmanager
+async def collecting_commits(*, publish_each: bool = False) -> AsyncIterator[list[TaskEvent]]:
+    """The one way an entry publishes after a commit: every outbox row committed inside the block is
+    collected into the list it yields, for the entry to pass to `publish_now` when its timing allows
+    (HTTP after the response, a consumer before the ack). Handlers and ticks only commit.
+
+    `publish_each=True` (cron ticks) publishes each commit's rows right after that commit instead, and
+    collects nothing: a tick commits batch after batch for up to its budget (check-due-tasks: 20 s),
+    far past RELAY_GRACE_SECONDS (the window relay-outbox leaves the fast path), so holding an early
+    batch's rows until the tick ended would delay its events by the whole tick. One publish per batch
+    costs a short transaction; the batch's connection is back in the pool before it starts.
+    """
+    rows: list[TaskEvent] = []
+
+    async def listen(committed: list[TaskEvent]) -> None:
+        if publish_each:
+            await publish_now(committed)
+        else:
+            rows.extend(committed)
+
+    token = commit_listener.set(listen)
+    try:
+        yield rows
+    finally:
+        commit_listener.reset(token)

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from starlette.exceptions import HTTPException
 
-from todo_backend.bootstrap import publish_now, unit_of_work
+from todo_backend.bootstrap import collecting_commits, publish_now, unit_of_work
 from todo_backend.metrics import observe_event
 from todo_backend.models import ProcessedEvent, Task
-from todo_backend.uow import UnitOfWork, committed_rows
+from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +94,13 @@ async def consume(
         inbound = InboundEvent.parse(event)
         if inbound.type not in types:
             raise PoisonEvent(f"{consumer} does not handle {inbound.type}")
-        rows: list[Any] = []
-        token = committed_rows.set(rows)
-        try:
-            async with unit_of_work(consumer) as uow:
-                if not await _first_delivery(uow, consumer, inbound.id):
-                    log.info("%s: duplicate delivery of %s acknowledged", consumer, inbound.id)
-                    observe_event(consumer, event_type, "duplicate")
-                    return None
-                result = await handler(inbound, uow)
-                await uow.commit()
-        finally:
-            committed_rows.reset(token)
+        async with collecting_commits() as rows, unit_of_work(consumer) as uow:
+            if not await _first_delivery(uow, consumer, inbound.id):
+                log.info("%s: duplicate delivery of %s acknowledged", consumer, inbound.id)
+                observe_event(consumer, event_type, "duplicate")
+                return None
+            result = await handler(inbound, uow)
+            await uow.commit()
     except PoisonEvent as exc:
         log.error("%s: rejecting event %s: %s", consumer, event.get("id"), exc)
         observe_event(consumer, event_type, "rejected")
@@ -114,5 +109,9 @@ async def consume(
         observe_event(consumer, event_type, "failed")  # answered 5xx: the dispatcher retries
         raise
     observe_event(consumer, event_type, "handled")
+    # Before the ack, not after it as HTTP does: the ack is this event's response, and once it is sent
+    # the dispatcher moves on and Knative may scale the pod away, so a publish left to run after it
+    # could be lost to relay-outbox's next minute. No user waits on an ack, and the unit of work is
+    # closed by now: the wait holds no transaction.
     await publish_now(rows)
     return result

@@ -17,12 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from todo_backend.auth import Unauthorized, authenticate
-from todo_backend.bootstrap import publish_now
+from todo_backend.bootstrap import collecting_commits, publish_now
 from todo_backend.errors import DomainError, NotFound, Unprocessable
 from todo_backend.metrics import observe_request
-from todo_backend.models import TaskEvent
 from todo_backend.settings import get_settings
-from todo_backend.uow import committed_rows
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +158,8 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
     @functools.wraps(handler)
     async def entry(request: Request) -> Response:
         started = time.perf_counter()
-        rows: list[TaskEvent] = []
-        token = committed_rows.set(rows)
-        try:
+        async with collecting_commits() as rows:
             response = await _respond(request)
-        finally:
-            committed_rows.reset(token)
         # After the response is sent: the client never waits on the broker or the metrics.
         response.background = BackgroundTasks()
         if rows:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Update, not_, select, update
 
-from todo_backend.bootstrap import publish_now
 from todo_backend.events import ReminderDue
 from todo_backend.metrics import count_reminders
 from todo_backend.models import Task, TaskEvent, utcnow
@@ -27,8 +25,6 @@ log = logging.getLogger(__name__)
 # backlog is drained over several ticks rather than by one that overlaps the next. (Overlapping ticks
 # would still be correct: they skip each other's rows.)
 BUDGET_SECONDS = 20.0
-
-Publish = Callable[[Sequence[TaskEvent]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -87,11 +83,12 @@ async def remind_batch(now: datetime, batch_size: int, uow: UnitOfWork) -> list[
     return uow.committed
 
 
-async def check_due_tasks(cmd: CheckDueTasks, uow: UnitOfWork, publish: Publish = publish_now) -> CheckResult:
+async def check_due_tasks(cmd: CheckDueTasks, uow: UnitOfWork) -> CheckResult:
     """One tick: batch after batch, oldest first, until none is left due or the budget is spent.
 
-    Each batch's events are published right after its commit (the fast path; relay-outbox publishes
-    whatever that misses), so the first reminders of a large backlog do not wait for the last.
+    Each batch is its own commit, and publishing is the entry's (bootstrap.collecting_commits): it
+    publishes each batch right after its commit, so the first reminders of a backlog do not wait for
+    the last.
     """
     deadline = time.monotonic() + cmd.budget_seconds
     reminded = batches = 0
@@ -101,7 +98,6 @@ async def check_due_tasks(cmd: CheckDueTasks, uow: UnitOfWork, publish: Publish 
         reminded += len(rows)
         if rows:
             count_reminders(len(rows))
-        await publish(rows)
         if len(rows) < cmd.batch_size:
             drained = True  # what is left due, if anything, another checker holds right now
             break

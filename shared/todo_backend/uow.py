@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from types import TracebackType
 
@@ -10,15 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from todo_backend.events import Event, to_outbox_row
 from todo_backend.models import TaskEvent
 
-# The outbox rows committed while serving the current request or event, for the publishing fast path.
-committed_rows: ContextVar[list[TaskEvent] | None] = ContextVar("committed_rows", default=None)
+# Told each commit's outbox rows while an entry serves a request, event or tick: the entry's publishing
+# fast path, set by bootstrap.collecting_commits. A listener, not a list, so that a tick of many
+# commits can have each one published as it lands. None: the rows wait for relay-outbox.
+commit_listener: ContextVar[Callable[[list[TaskEvent]], Awaitable[None]] | None] = ContextVar(
+    "commit_listener", default=None
+)
 
 
 class UnitOfWork:
     """`async with uow:` opens a transaction; it rolls back unless `commit()` is called.
 
     Events passed to `emit` become outbox rows in the same commit, so a change and its CloudEvents
-    are stored together or not at all. Nothing here talks to the broker.
+    are stored together or not at all. Nothing here talks to the broker: a commit only hands its rows
+    to the entry's `commit_listener`, if it set one.
     """
 
     session: AsyncSession
@@ -54,6 +60,6 @@ class UnitOfWork:
         await self.session.commit()
         self._events = []
         self.committed = rows
-        collected = committed_rows.get()
-        if collected is not None:
-            collected.extend(rows)
+        listener = commit_listener.get()
+        if listener is not None:
+            await listener(rows)

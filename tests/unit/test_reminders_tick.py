@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -51,24 +50,14 @@ def unused_uow() -> UnitOfWork:
     return UnitOfWork(async_sessionmaker(), "check-due-tasks")  # unbound: it never connects
 
 
-async def no_publish(rows: Sequence[TaskEvent]) -> None:
-    return None
-
-
 async def test_a_tick_takes_batches_until_one_comes_back_short(monkeypatch: pytest.MonkeyPatch) -> None:
     batches = Batches(10, 10, 3)
     monkeypatch.setattr(reminders, "remind_batch", batches)
     counted: list[int] = []
     monkeypatch.setattr(reminders, "count_reminders", counted.append)
-    published: list[int] = []
-
-    async def publish(rows: Sequence[TaskEvent]) -> None:
-        published.append(len(rows))
-
-    result = await check_due_tasks(CheckDueTasks(batch_size=10, now=NOW), unused_uow(), publish)
+    result = await check_due_tasks(CheckDueTasks(batch_size=10, now=NOW), unused_uow())
     assert (result.reminded, result.batches, result.drained) == (23, 3, True)
     assert batches.calls == [(NOW, 10)] * 3  # one instant for the whole tick
-    assert published == [10, 10, 3]  # each batch right after its commit
     assert counted == [10, 10, 3]  # todo_reminders_sent_total
 
 
@@ -78,5 +67,5 @@ async def test_a_tick_stops_when_its_budget_is_spent_and_says_more_may_be_due(
     monkeypatch.setattr(reminders, "remind_batch", Batches(10, 10, 10))
     monkeypatch.setattr(reminders, "count_reminders", lambda sent: None)
     cmd = CheckDueTasks(batch_size=10, now=NOW, budget_seconds=0.0)
-    result = await check_due_tasks(cmd, unused_uow(), no_publish)
+    result = await check_due_tasks(cmd, unused_uow())
     assert (result.reminded, result.batches, result.drained) == (10, 1, False)

@@ -1,0 +1,97 @@
+"""The one way to publish after a commit: entries collect (or publish per commit) what their unit of work
+committed; handlers and ticks only commit. No database: a session that records nothing but commits."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from todo_backend import bootstrap, uow
+from todo_backend.bootstrap import collecting_commits
+from todo_backend.models import TaskEvent
+from todo_backend.uow import UnitOfWork
+
+PACKAGE = Path(__file__).resolve().parents[2] / "shared" / "todo_backend"
+# Handlers and ticks, as tests/unit/test_layers.py names them; a name may be a module or a package.
+HANDLERS = {"tasks", "recurring", "webhooks", "notifications", "reminders", "retention"}
+PUBLISHING = {"publish_now", "get_publisher", "collecting_commits", "commit_listener", "publish_committed"}
+
+
+class CommitOnly:
+    """Stands in for the session: the outbox rows are added and committed, nowhere."""
+
+    def add_all(self, rows: list[Any]) -> None:
+        pass
+
+    async def commit(self) -> None:
+        pass
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[list[TaskEvent]]:
+    calls: list[list[TaskEvent]] = []
+
+    async def record(rows: Sequence[TaskEvent]) -> None:
+        calls.append(list(rows))
+
+    monkeypatch.setattr(bootstrap, "publish_now", record)
+    monkeypatch.setattr(uow, "to_outbox_row", lambda event, source: TaskEvent(type=event))
+    return calls
+
+
+async def commit(*types: str) -> list[TaskEvent]:
+    """One unit of work that emits an event per type and commits; the rows it committed."""
+    unit = UnitOfWork(async_sessionmaker(), "test")
+    unit.session = CommitOnly()
+    for event_type in types:
+        unit.emit(event_type)
+    await unit.commit()
+    return unit.committed
+
+
+async def test_an_entry_collects_every_commit_of_its_block_and_publishes_nothing_itself(
+    published: list[list[TaskEvent]],
+) -> None:
+    async with collecting_commits() as rows:
+        first = await commit("a", "b")
+        second = await commit("c")
+    assert rows == first + second
+    assert published == []  # when to publish is the entry's: after the response, before the ack
+    await commit("d")
+    assert rows == first + second  # outside the block nobody listens: the row waits for the relay
+
+
+async def test_a_cron_entry_publishes_each_commit_right_after_it(published: list[list[TaskEvent]]) -> None:
+    async with collecting_commits(publish_each=True) as rows:
+        first = await commit("a", "b")
+        assert published == [first]  # before the next batch starts
+        second = await commit("c")
+    assert published == [first, second]
+    assert rows == []  # nothing is left for the entry to publish after the tick
+
+
+def names(path: Path) -> set[str]:
+    """Every name `path` imports, reads or looks up as an attribute."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.alias):
+            found.add(node.name.rsplit(".", 1)[-1])
+    return found
+
+
+def test_no_handler_or_tick_publishes_or_sets_up_publishing() -> None:
+    handlers = [
+        p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0].removesuffix(".py") in HANDLERS
+    ]
+    assert len(handlers) >= len(HANDLERS)  # the test looks at something
+    offenders = {str(p.relative_to(PACKAGE)): names(p) & PUBLISHING for p in handlers}
+    assert {path: found for path, found in offenders.items() if found} == {}
