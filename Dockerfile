@@ -20,7 +20,7 @@ RUN /opt/venv/bin/pip install . \
 WORKDIR /app
 COPY functions/${FUNCTION}/ functions/${FUNCTION}/
 # The start command, written from the catalog (fails the build if FUNCTION is not a catalog function).
-RUN /opt/venv/bin/python -m todo_backend.manifests launcher "${FUNCTION}" > /app/start \
+RUN /opt/venv/bin/python -m todo_backend.deploy launcher "${FUNCTION}" > /app/start \
     && chmod 0555 /app/start \
     && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib /app/functions
 

@@ -37,7 +37,7 @@ events: $(STAMP)
 
 # Regenerate knative/ and dapr-components/ from the function declarations.
 manifests: $(STAMP)
-	$(BIN)/python -m todo_backend.manifests
+	$(BIN)/python -m todo_backend.deploy
 
 tools: $(ACTIONLINT)
 

@@ -31,7 +31,7 @@ import asyncpg
 import harness
 import httpx
 
-from todo_backend.catalog import REPO_ROOT
+from todo_backend.catalog import source_checkout
 from todo_backend.devstack.runner import free_port
 
 CREATED = "dev.todo.task.created"
@@ -44,7 +44,8 @@ PAUSE_SECONDS = 0.3  # the longest random pause between one-at-a-time creates
 def _e2e_running() -> ModuleType:
     """tests/e2e/running.py, which starts the stack as the e2e tests do: the one copy of `todo_run`.
     Loaded from its file: tests/ is no package, and tests/e2e on sys.path would expose all its modules."""
-    spec = importlib.util.spec_from_file_location("running", REPO_ROOT / "tests" / "e2e" / "running.py")
+    path = source_checkout() / "tests" / "e2e" / "running.py"
+    spec = importlib.util.spec_from_file_location("running", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclass looks its module up there

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Health-check one deployed function from inside the cluster (every Service is cluster-local):
 #   infra/check-function.sh NAME METHOD PATH EXPECTED_STATUS
-# `python -m todo_backend.manifests probe NAME` prints the METHOD PATH STATUS that fit the function.
+# `python -m todo_backend.deploy probe NAME` prints the METHOD PATH STATUS that fit the function.
 set -euo pipefail
 # shellcheck source=infra/lib.sh
 source "$(dirname "$0")/lib.sh"

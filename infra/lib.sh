@@ -10,7 +10,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required (see docs/deploy.md, Tools)"; }
 
 # The catalog's deploy helpers; they need only Python 3.11+ and this checkout (no pip install).
-manifests() { PYTHONPATH="$ROOT/shared" python3 -m todo_backend.manifests "$@"; }
+manifests() { PYTHONPATH="$ROOT/shared" python3 -m todo_backend.deploy "$@"; }
 
 # Apply every YAML file in the given directories (those that exist), in order.
 apply_dirs() {

@@ -11,8 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS_DIR = REPO_ROOT / "functions"
+
+def source_checkout() -> Path:
+    """The repository this package was imported from: the local stack, the tests and the deploy scripts
+    run from one. An installed wheel (a function image) has none, and asking there is an error rather
+    than a path inside site-packages."""
+    here = Path(__file__).resolve()  # <root>/shared/todo_backend/catalog.py in a checkout
+    root = here.parents[2]
+    if here.parents[1].name != "shared" or not (root / "pyproject.toml").is_file():
+        raise RuntimeError(f"{here} is installed, not in a source checkout: there is no repository root")
+    return root
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,8 @@ class Function:
 
     @property
     def source(self) -> Path:
-        return FUNCTIONS_DIR / self.folder / "main.py"
+        """functions/<folder>/main.py in the source checkout (an image has it under /app instead)."""
+        return source_checkout() / "functions" / self.folder / "main.py"
 
     @property
     def trigger(self) -> Literal["http", "cloudevent", "cron"]:

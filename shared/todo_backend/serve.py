@@ -24,13 +24,18 @@ def function_in(folder: str) -> Function:
     raise SystemExit(f"no catalog function lives in functions/{folder}")
 
 
-def functions_framework_args(fn: Function, port: str) -> list[str]:
+def functions_framework_args(
+    fn: Function, port: int | str, *, source: str | None = None, host: str | None = None
+) -> list[str]:
+    """functions-framework's arguments for `fn`, for the image and the local stack alike. The source
+    defaults to the image's layout (functions/<folder>/main.py under /app, the working directory)."""
     return [
         *("--target", fn.entry),
-        *("--source", f"functions/{fn.folder}/main.py"),
+        *("--source", source or f"functions/{fn.folder}/main.py"),
         *("--signature-type", fn.signature_type),
         "--asgi",
-        *("--port", port),
+        *(("--host", host) if host else ()),
+        *("--port", str(port)),
     ]
 
 

@@ -2,7 +2,7 @@
 
 As the Dockerfile does: a clean virtualenv holding a wheel of the project and its runtime requirements
 only (never the `dev` extra), the function's own folder alone in a working directory, and the start
-script `python -m todo_backend.manifests launcher <folder>` writes. The environment is built once per
+script `python -m todo_backend.deploy launcher <folder>` writes. The environment is built once per
 session from a wheelhouse (filled on first use, offline after that); the functions start concurrently.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from todo_backend.catalog import FUNCTIONS, REPO_ROOT, Function
+from todo_backend.catalog import FUNCTIONS, Function, source_checkout
 
 # Reused across sessions (and across clones on one machine), so only the first run needs the network.
 WHEELHOUSE = Path(
@@ -48,12 +48,12 @@ def _pip(python: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _runtime_requirements() -> list[str]:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    project = tomllib.loads((source_checkout() / "pyproject.toml").read_text())
     return list(project["project"]["dependencies"])
 
 
 def _build_requirements() -> list[str]:
-    return list(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["build-system"]["requires"])
+    return list(tomllib.loads((source_checkout() / "pyproject.toml").read_text())["build-system"]["requires"])
 
 
 def _offline(*args: str) -> tuple[str, ...]:
@@ -84,11 +84,17 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert install.returncode == 0, install.stderr
 
     dist = root / "dist"
-    built = _pip(sys.executable, "wheel", "--quiet", "--no-deps", *_offline("-w", str(dist), str(REPO_ROOT)))
+    built = _pip(
+        sys.executable, "wheel", "--quiet", "--no-deps", *_offline("-w", str(dist), str(source_checkout()))
+    )
     if built.returncode != 0:  # the build backend is not in the wheelhouse yet
         _pip(sys.executable, "wheel", "--quiet", "--wheel-dir", str(WHEELHOUSE), *_build_requirements())
         built = _pip(
-            sys.executable, "wheel", "--quiet", "--no-deps", *_offline("-w", str(dist), str(REPO_ROOT))
+            sys.executable,
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            *_offline("-w", str(dist), str(source_checkout())),
         )
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("todo_backend-*.whl")
@@ -125,7 +131,7 @@ def _start(fn: Function, venv: Path, workdir: Path, database_url: str) -> Starte
         fn.source.parent, app / "functions" / fn.folder, ignore=shutil.ignore_patterns("__pycache__")
     )
     launcher = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "todo_backend.manifests", "launcher", fn.folder],
+        [str(venv / "bin" / "python"), "-m", "todo_backend.deploy", "launcher", fn.folder],
         capture_output=True,
         text=True,
         check=True,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from todo_backend.catalog import REPO_ROOT
+from todo_backend.catalog import source_checkout
 from todo_backend.settings import LOCAL_JWT_SECRET
 
 
@@ -17,7 +17,7 @@ def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "todo_backend.serve", "create_task"],
         env={**keep, "PORT": "1", **env},  # port 1: were it to start, it could not bind
-        cwd=REPO_ROOT,
+        cwd=source_checkout(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,7 +16,7 @@ from todo_backend.catalog import FUNCTIONS, Function, match_route
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda fn: fn.name)
 def test_each_declared_function_has_a_main_py_in_its_folder(fn: Function) -> None:
-    assert fn.source == catalog.FUNCTIONS_DIR / fn.folder / "main.py"
+    assert fn.source == catalog.source_checkout() / "functions" / fn.folder / "main.py"
     assert fn.source.is_file(), f"{fn.name} is declared but {fn.source} does not exist"
 
 

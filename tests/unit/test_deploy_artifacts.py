@@ -37,8 +37,9 @@ with warnings.catch_warnings():
     from cloudcoil.models.knative_serving.serving import v1 as serving_v1
     from cloudcoil.models.prometheus_operator import v1 as monitoring_v1
 
-from todo_backend.catalog import REPO_ROOT
+from todo_backend.catalog import source_checkout
 
+REPO_ROOT = source_checkout()
 KUBERNETES_VERSION = "1.33"
 MANIFEST_ROOTS = ("knative", "dapr-components", "infra")
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
@@ -299,7 +300,7 @@ def test_the_ci_workflow_lints_type_checks_and_runs_make_test() -> None:
     ci = yaml.safe_load((REPO_ROOT / ".github/workflows/ci.yml").read_text())
     assert {"push", "pull_request"} <= set(ci[True] if True in ci else ci["on"])
     runs = " ".join(s.get("run", "") for job in ci["jobs"].values() for s in job["steps"])
-    for command in ("ruff check", "mypy", "make test", "manifests --check"):
+    for command in ("ruff check", "mypy", "make test", "todo_backend.deploy --check"):
         assert command in runs
 
 
@@ -392,15 +393,15 @@ elif args[0] == "exec" and "describe" in args:
 
 
 def test_deploy_app_drives_kubectl_in_the_documented_order(tmp_path: Path) -> None:
-    from todo_backend import manifests
     from todo_backend.catalog import FUNCTIONS
+    from todo_backend.deploy.ci import probe
 
     kubectl = tmp_path / "bin" / "kubectl"
     kubectl.parent.mkdir()
     kubectl.write_text(FAKE_KUBECTL)
     kubectl.chmod(0o755)
     probes = tmp_path / "probes.json"
-    probes.write_text(json.dumps({fn.name: str(manifests.probe(fn).status) for fn in FUNCTIONS}))
+    probes.write_text(json.dumps({fn.name: str(probe(fn).status) for fn in FUNCTIONS}))
     log = tmp_path / "kubectl.log"
     env = {
         **os.environ,

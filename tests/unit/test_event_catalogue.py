@@ -2,10 +2,10 @@
 
 import yaml
 
-from todo_backend.catalog import FUNCTIONS, REPO_ROOT
+from todo_backend.catalog import FUNCTIONS, source_checkout
 from todo_backend.events import CLOUDEVENT_TYPES
 
-DOC = yaml.safe_load((REPO_ROOT / "docs" / "events.asyncapi.yaml").read_text())
+DOC = yaml.safe_load((source_checkout() / "docs" / "events.asyncapi.yaml").read_text())
 
 
 def test_the_catalogue_names_every_emitted_type_and_no_other() -> None:

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("adapters", {"http", "serve"}),
     # What reads the package from outside: the OpenAPI document, the manifest generator, migrations,
     # the local stack.
-    ("tools", {"openapi", "manifests", "migrations", "devstack"}),
+    ("tools", {"openapi", "deploy", "migrations", "devstack"}),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
 # The web framework belongs to the adapters (and consume, which answers the dispatcher), never below.

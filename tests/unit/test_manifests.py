@@ -10,11 +10,16 @@ from typing import Any
 import pytest
 import yaml
 
-from todo_backend import manifests, serve
-from todo_backend.catalog import DELIVERY, FUNCTIONS, REPO_ROOT, Function, Route
+from todo_backend import serve
+from todo_backend.catalog import DELIVERY, FUNCTIONS, Function, Route, source_checkout
+from todo_backend.deploy import ci, dapr, eventing, files, gateway, knative
+from todo_backend.deploy.__main__ import main
+from todo_backend.deploy.yaml import to_yaml
 from todo_backend.settings import Settings
 
-GENERATED = manifests.resources()
+GENERATED = files.resources()
+
+REPO_ROOT = source_checkout()
 
 
 def _of_kind(kind: str) -> dict[str, dict[str, Any]]:
@@ -24,7 +29,7 @@ def _of_kind(kind: str) -> dict[str, dict[str, Any]]:
 def _committed_tree(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
-        for d in manifests.MANAGED_DIRS
+        for d in files.MANAGED_DIRS
         if (root / d).is_dir()
         for p in sorted((root / d).rglob("*"))
         if p.is_file()
@@ -32,36 +37,36 @@ def _committed_tree(root: Path) -> dict[str, bytes]:
 
 
 def test_generating_into_an_empty_tree_yields_exactly_the_committed_files(tmp_path: Path) -> None:
-    manifests.write(tmp_path)
+    files.write(tmp_path)
     generated, committed = _committed_tree(tmp_path), _committed_tree(REPO_ROOT)
     assert sorted(set(generated) - set(committed)) == [], "generated but not committed: run the generator"
     assert sorted(set(committed) - set(generated)) == [], "committed but no longer generated: stale files"
     differing = [path for path in generated if generated[path] != committed[path]]
-    assert differing == [], "run `python -m todo_backend.manifests` and commit the result"
-    assert manifests.check(REPO_ROOT) == []
+    assert differing == [], "run `python -m todo_backend.deploy` and commit the result"
+    assert files.check(REPO_ROOT) == []
 
 
 def test_check_reports_a_hand_edit_a_stale_file_and_a_missing_one(tmp_path: Path) -> None:
-    manifests.write(tmp_path)
+    files.write(tmp_path)
     service = tmp_path / "knative/services/create-task.yaml"
     service.write_text(service.read_text().replace('min-scale: "0"', 'min-scale: "3"'))
     (tmp_path / "knative/services/left-over.yaml").write_text("kind: Service\n")
     (tmp_path / "knative/jobs/migrate.yaml").unlink()
-    assert manifests.check(tmp_path) == [
+    assert files.check(tmp_path) == [
         "missing: knative/jobs/migrate.yaml",
         "not generated (stale): knative/services/left-over.yaml",
         "differs: knative/services/create-task.yaml",
     ]
-    assert "knative/services/left-over.yaml" in manifests.write(tmp_path)
-    assert manifests.check(tmp_path) == []
+    assert "knative/services/left-over.yaml" in files.write(tmp_path)
+    assert files.check(tmp_path) == []
 
 
 def test_the_yaml_writer_round_trips_through_a_yaml_parser() -> None:
     for path, resource in GENERATED.items():
-        assert yaml.safe_load(manifests.to_yaml(resource)) == resource, path
+        assert yaml.safe_load(to_yaml(resource)) == resource, path
     tricky = {"a": ["yes", "no", "on", "null", "~", "1", "0755", "1e3", "", "x: y", "# c", "* * * * *", True]}
     tricky["multi"] = "line one\nline two\n"  # type: ignore[assignment]
-    assert yaml.safe_load(manifests.to_yaml(tricky)) == tricky
+    assert yaml.safe_load(to_yaml(tricky)) == tricky
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda fn: fn.name)
@@ -100,7 +105,7 @@ def test_the_public_routes_are_exactly_the_catalog_routes_by_path_and_method() -
         for match in rule["matches"]:
             routed.append((name, match["method"], match["path"]["type"], match["path"]["value"]))
     expected = [
-        (fn.name, r.method, *manifests.route_path_match(r).values()) for fn in FUNCTIONS for r in fn.routes
+        (fn.name, r.method, *gateway.route_path_match(r).values()) for fn in FUNCTIONS for r in fn.routes
     ]
     assert sorted(routed) == sorted(expected)
     assert all(value.startswith(("/api/", "^/api/")) for *_, value in routed)
@@ -121,7 +126,7 @@ def test_the_public_routes_are_exactly_the_catalog_routes_by_path_and_method() -
 def test_a_parameterised_route_becomes_an_anchored_regex_matching_one_segment(
     path: str, matches: str, does_not_match: list[str]
 ) -> None:
-    match = manifests.route_path_match(Route("GET", path))
+    match = gateway.route_path_match(Route("GET", path))
     assert match["type"] == "RegularExpression"
     assert re.fullmatch(match["value"], matches)
     assert not any(re.fullmatch(match["value"], other) for other in does_not_match)
@@ -133,7 +138,7 @@ def test_each_event_consumer_gets_one_ordered_trigger_per_topic_covering_all_its
         mine = [t for t in triggers if t["spec"]["subscriber"]["ref"]["name"] == fn.name]
         types = [f["exact"]["type"] for t in mine for f in t["spec"]["filters"][0]["any"]]
         assert sorted(types) == sorted(fn.event_types)
-        topics = [manifests.topic_for(t).name for t in types]
+        topics = [eventing.topic_for(t).name for t in types]
         assert len(mine) == len(set(topics)), "one consumer group per topic keeps a task's events in order"
         for trigger in mine:
             assert (
@@ -167,50 +172,39 @@ def test_the_dead_letter_sinks_the_triggers_name_exist() -> None:
         assert trigger["spec"]["delivery"]["deadLetterSink"]["ref"]["name"] in sinks
 
 
-def test_each_cron_function_has_a_utc_ping_source_and_a_six_field_dapr_cron_binding() -> None:
+def test_each_cron_function_is_woken_by_a_utc_ping_source_and_no_dapr_cron_binding() -> None:
     for fn in (fn for fn in FUNCTIONS if fn.trigger == "cron"):
         ping = GENERATED[f"knative/pingsources/{fn.name}.yaml"]
         assert (ping["spec"]["schedule"], ping["spec"]["timezone"]) == (fn.schedule, "UTC")
         assert ping["spec"]["sink"]["ref"]["name"] == fn.name
-        binding = GENERATED[f"dapr-components/cron-{fn.name}.yaml"]
-        schedule = next(m["value"] for m in binding["spec"]["metadata"] if m["name"] == "schedule")
-        assert schedule == f"0 {fn.schedule}"
-        assert binding["scopes"] == [fn.name]
-
-
-@pytest.mark.parametrize(("five", "six"), [("* * * * *", "0 * * * * *"), ("30 3 * * 1-5", "0 30 3 * * 1-5")])
-def test_a_catalog_schedule_becomes_dapr_six_field_cron_with_seconds_first(five: str, six: str) -> None:
-    assert manifests.dapr_cron_schedule(five) == six
-    with pytest.raises(ValueError):
-        manifests.dapr_cron_schedule("0 * * * * *")
+    # A cron binding fires only from a running sidecar, and every function scales to zero without one.
+    assert not [c for c in _of_kind("Component").values() if c["spec"]["type"] == "bindings.cron"]
 
 
 def test_components_that_use_credentials_reference_the_secret_store() -> None:
     components = _of_kind("Component")
-    store = GENERATED[f"dapr-components/{manifests.SECRET_STORE}.yaml"]
+    store = GENERATED[f"dapr-components/{dapr.SECRET_STORE}.yaml"]
     assert store["spec"]["type"] == "secretstores.kubernetes"
     for component in components.values():
         if any("secretKeyRef" in m for m in component["spec"]["metadata"]):
-            assert component["auth"] == {"secretStore": manifests.SECRET_STORE}
+            assert component["auth"] == {"secretStore": dapr.SECRET_STORE}
         assert component["scopes"], "a component without scopes is loaded by every Dapr app"
 
 
 def test_dapr_annotations_use_a_metrics_port_knative_does_not_reserve(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert manifests.DAPR_METRICS_PORT not in manifests.KNATIVE_RESERVED_PORTS
-    assert manifests.CONTAINER_PORT not in manifests.KNATIVE_RESERVED_PORTS
-    assert manifests.METRICS_PORT not in manifests.KNATIVE_RESERVED_PORTS | {manifests.DAPR_METRICS_PORT}
-    cron = next(fn for fn in FUNCTIONS if fn.trigger == "cron")
-    monkeypatch.setitem(manifests.DAPR_APPS, cron.name, manifests.DaprUse(cron_binding=True))
-    service = manifests.knative_service(cron)
+    assert dapr.DAPR_METRICS_PORT not in knative.KNATIVE_RESERVED_PORTS
+    assert knative.CONTAINER_PORT not in knative.KNATIVE_RESERVED_PORTS
+    assert knative.METRICS_PORT not in knative.KNATIVE_RESERVED_PORTS | {dapr.DAPR_METRICS_PORT}
+    fn = FUNCTIONS[0]
+    monkeypatch.setitem(dapr.DAPR_APPS, fn.name, dapr.DaprUse())
+    service = knative.knative_service(fn)
     annotations = service["spec"]["template"]["metadata"]["annotations"]
     assert annotations["dapr.io/enabled"] == "true"
-    assert annotations["dapr.io/app-id"] == cron.name
-    assert annotations["dapr.io/metrics-port"] == str(manifests.DAPR_METRICS_PORT)
-    # A cron binding fires only in a running pod, and it replaces the PingSource.
-    assert annotations["autoscaling.knative.dev/min-scale"] == "1"
-    assert f"knative/pingsources/{cron.name}.yaml" not in manifests.resources()
+    assert annotations["dapr.io/app-id"] == fn.name
+    assert annotations["dapr.io/app-port"] == str(knative.CONTAINER_PORT)
+    assert annotations["dapr.io/metrics-port"] == str(dapr.DAPR_METRICS_PORT)
 
 
 def test_no_function_runs_a_dapr_sidecar_by_default() -> None:
@@ -231,19 +225,19 @@ def test_the_migration_job_runs_the_upgrade_from_a_function_image() -> None:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"][:2] == ["python", "-c"]
     assert 'upgrade(os.environ["DATABASE_URL"])' in container["command"][2]
-    assert manifests.IMAGE_PATTERN.fullmatch(container["image"])
+    assert knative.IMAGE_PATTERN.fullmatch(container["image"])
 
 
 def test_render_fills_in_the_owner_and_tag_and_refuses_what_is_not_a_manifest_with_an_image() -> None:
     text = (REPO_ROOT / "knative/services/get-task.yaml").read_text()
-    rendered = manifests.render(text, "acme", "0123abc")
+    rendered = ci.render(text, "acme", "0123abc")
     assert "ghcr.io/acme/todo-get-task:0123abc" in rendered and "OWNER" not in rendered
-    job = manifests.render((REPO_ROOT / "knative/jobs/migrate.yaml").read_text(), "acme", "t1", "list-tasks")
+    job = ci.render((REPO_ROOT / "knative/jobs/migrate.yaml").read_text(), "acme", "t1", "list-tasks")
     assert "ghcr.io/acme/todo-list-tasks:t1" in job
     with pytest.raises(ValueError):
-        manifests.render(text, "Acme", "t1")  # GHCR wants lowercase
+        ci.render(text, "Acme", "t1")  # GHCR wants lowercase
     with pytest.raises(ValueError):
-        manifests.render("kind: ConfigMap\n", "acme", "t1")
+        ci.render("kind: ConfigMap\n", "acme", "t1")
 
 
 @pytest.mark.parametrize(
@@ -261,20 +255,20 @@ def test_render_fills_in_the_owner_and_tag_and_refuses_what_is_not_a_manifest_wi
 def test_a_change_affects_the_functions_whose_image_or_service_it_touches(
     changed: list[str], expected: list[str]
 ) -> None:
-    assert sorted(fn.name for fn in manifests.affected(changed)) == sorted(expected)
+    assert sorted(fn.name for fn in ci.affected(changed)) == sorted(expected)
 
 
 def test_the_affected_command_prints_a_json_matrix_and_falls_back_to_all_on_an_unknown_base(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert manifests.main(["--affected", "0" * 40, "HEAD"]) == 0
+    assert main(["--affected", "0" * 40, "HEAD", "--root", str(REPO_ROOT)]) == 0
     matrix = json.loads(capsys.readouterr().out)
     assert matrix == [{"name": fn.name, "folder": fn.folder} for fn in FUNCTIONS]
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda fn: fn.name)
 def test_the_image_launcher_runs_functions_framework_for_the_function(fn: Function) -> None:
-    script = manifests.launcher(fn.folder)
+    script = ci.launcher(fn.folder)
     command = script.strip().splitlines()[-1]
     assert command == f'PORT="${{PORT:-8080}}" exec python -m todo_backend.serve {fn.folder}'
     args = " ".join(serve.functions_framework_args(serve.function_in(fn.folder), "8080"))
@@ -284,13 +278,19 @@ def test_the_image_launcher_runs_functions_framework_for_the_function(fn: Functi
 
 
 def test_the_launcher_refuses_a_folder_the_catalog_does_not_declare() -> None:
-    with pytest.raises(KeyError):
-        manifests.launcher("no_such_function")
+    with pytest.raises(SystemExit, match="no catalog function lives in functions/no_such_function"):
+        ci.launcher("no_such_function")
+
+
+def test_the_command_line_refuses_to_write_outside_a_checkout(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--root", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_health_check_probes_fit_each_kind_of_function() -> None:
     for fn in FUNCTIONS:
-        probe = manifests.probe(fn)
+        probe = ci.probe(fn)
         if fn.trigger == "http":
             assert (probe.method, probe.status) == (fn.routes[0].method, 401)
             assert "{" not in probe.path
@@ -302,26 +302,26 @@ def test_health_check_probes_fit_each_kind_of_function() -> None:
 def test_turning_reminder_email_on_gives_the_email_senders_a_dapr_sidecar_and_the_config_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(manifests, "NOTIFICATION_EMAIL", "dapr")
-    out = manifests.resources()
+    monkeypatch.setattr(dapr, "NOTIFICATION_EMAIL", "dapr")
+    out = files.resources()
     assert out["knative/config/todo-config.yaml"]["data"]["NOTIFICATION_EMAIL"] == "dapr"
     for fn in FUNCTIONS:
         annotations = out[f"knative/services/{fn.name}.yaml"]["spec"]["template"]["metadata"]["annotations"]
-        assert (annotations.get("dapr.io/enabled") == "true") == (fn.name in manifests.EMAIL_SENDERS)
+        assert (annotations.get("dapr.io/enabled") == "true") == (fn.name in dapr.EMAIL_SENDERS)
         assert annotations["autoscaling.knative.dev/min-scale"] == "0"  # an output binding needs no warm pod
     binding = out[f"dapr-components/{Settings.model_construct().notification_email_binding}.yaml"]
     assert binding["spec"]["type"] == "bindings.smtp"
-    assert binding["scopes"] == sorted(manifests.EMAIL_SENDERS)
+    assert binding["scopes"] == sorted(dapr.EMAIL_SENDERS)
 
 
 def test_the_email_senders_are_catalog_functions() -> None:
-    assert set(manifests.EMAIL_SENDERS) <= {fn.name for fn in FUNCTIONS}
-    assert set(manifests.PUBSUB_CONSUMERS) <= {fn.name for fn in FUNCTIONS}
+    assert set(dapr.EMAIL_SENDERS) <= {fn.name for fn in FUNCTIONS}
+    assert set(dapr.PUBSUB_CONSUMERS) <= {fn.name for fn in FUNCTIONS}
 
 
 def test_functions_export_metrics_where_the_pod_monitor_scrapes() -> None:
     data = GENERATED["knative/config/todo-config.yaml"]["data"]
-    assert data["METRICS_PORT"] == str(manifests.METRICS_PORT)
+    assert data["METRICS_PORT"] == str(knative.METRICS_PORT)
     monitor = yaml.safe_load((REPO_ROOT / "infra/monitoring/podmonitors/todo-functions.yaml").read_text())
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-    assert (endpoint["portNumber"], endpoint["path"]) == (manifests.METRICS_PORT, "/metrics")
+    assert (endpoint["portNumber"], endpoint["path"]) == (knative.METRICS_PORT, "/metrics")

@@ -7,11 +7,13 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from todo_backend.catalog import REPO_ROOT
+from todo_backend.catalog import source_checkout
 from todo_backend.retention import RULES, retention
 from todo_backend.settings import Settings
 
 REQUIRED = {"database_url": "postgresql://db/todo", "jwt_secret": "x" * 40}
+
+REPO_ROOT = source_checkout()
 
 
 def settings(**values: object) -> Settings:

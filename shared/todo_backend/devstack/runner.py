@@ -27,7 +27,8 @@ from types import FrameType
 
 from pydantic import TypeAdapter
 
-from todo_backend.catalog import FUNCTIONS, REPO_ROOT, Function
+from todo_backend.catalog import FUNCTIONS, Function, source_checkout
+from todo_backend.serve import functions_framework_args
 from todo_backend.settings import LOCAL_JWT_SECRET, Settings
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 FIRST_FUNCTION_PORT = 9100
 LOCAL_BROKER_PORT = 19092  # the embedded broker's first choice; `todo events` reads the one in use
-LOCAL_DATA_DIR = REPO_ROOT / ".data" / "postgres"
+LOCAL_DATA_DIR = source_checkout() / ".data" / "postgres"
 STATE_FILE = "stack.json"
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -190,11 +191,7 @@ async def _grants_idempotence(bootstrap_servers: str) -> bool:
 
 def spawn_function(fn: Function, port: int, env: Mapping[str, str]) -> FunctionProcess:
     """Start `fn` under functions-framework on 127.0.0.1:`port`; call `wait_ready` before using it."""
-    command = [
-        *_functions_framework(),
-        *("--target", fn.entry, "--source", str(fn.source), "--signature-type", fn.signature_type),
-        *("--asgi", "--host", HOST, "--port", str(port)),
-    ]
+    command = [*_functions_framework(), *functions_framework_args(fn, port, source=str(fn.source), host=HOST)]
     process = subprocess.Popen(
         command,
         env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
@@ -431,9 +428,11 @@ class LocalEventing:
         await asyncio.gather(*self._parts.values(), return_exceptions=True)
 
     def stop(self) -> None:
-        if self._loop is not None and self._loop.is_running():
+        if self._loop is not None:
             for task in list(self._parts.values()):
-                self._loop.call_soon_threadsafe(task.cancel)
+                # The loop closes once every part has ended, which can happen between two of these calls.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(task.cancel)
         self._thread.join(10)
 
 
