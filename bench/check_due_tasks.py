@@ -20,6 +20,7 @@ import harness
 from harness import NOW, USERS
 
 from todo_backend.reminders import CheckDueTasks, check_due_tasks, claim_due
+from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
 
 BATCH = 500  # Settings.reminder_batch_size's default, what the function passes
@@ -124,7 +125,8 @@ async def tick_until_drained(size: Size) -> tuple[float, int]:
     started = time.perf_counter()
     while reminded < size.due and ticks < 10:  # one tick drains it well inside its budget; 10 bounds it
         result = await check_due_tasks(
-            CheckDueTasks(batch_size=BATCH, now=NOW), UnitOfWork(size.sessions, "check-due-tasks")
+            CheckDueTasks(batch_size=BATCH, now=NOW),
+            UnitOfWork(size.sessions, "check-due-tasks", get_settings()),
         )
         reminded, ticks, batches = reminded + result.reminded, ticks + 1, batches + result.batches
     seconds = time.perf_counter() - started
@@ -140,7 +142,7 @@ async def idle_tick(size: Size) -> float:
     started = time.perf_counter()
     result = await check_due_tasks(
         CheckDueTasks(batch_size=BATCH, now=NOW - timedelta(days=3)),
-        UnitOfWork(size.sessions, "check-due-tasks"),
+        UnitOfWork(size.sessions, "check-due-tasks", get_settings()),
     )
     assert result.reminded == 0
     return time.perf_counter() - started

@@ -21,6 +21,7 @@ from harness import NOW, USERS
 
 from todo_backend.recurrence import Schedule
 from todo_backend.recurring import MATERIALIZE_BATCH, _claim_due, materialize_due
+from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
 
 SCHEDULES = ("*/5 * * * *", "0 9 * * 1-5", "30 2 * * *")
@@ -144,7 +145,9 @@ async def tick_until_done(size: Size) -> tuple[float, int]:
     due = created = ticks = 0
     started = time.perf_counter()
     while due < size.due and ticks < 10:  # one tick takes up to 1,000 series; 10 bounds it
-        result = await materialize_due(UnitOfWork(size.sessions, "materialize-recurrences"), NOW)
+        result = await materialize_due(
+            UnitOfWork(size.sessions, "materialize-recurrences", get_settings()), NOW
+        )
         due, created, ticks = due + result.due, created + result.created, ticks + 1
     seconds = time.perf_counter() - started
     assert due == created == size.due, f"{size.name}: {due} due, {created} created, expected {size.due}"
@@ -156,7 +159,7 @@ async def idle_tick(size: Size) -> float:
     assert size.sessions is not None
     started = time.perf_counter()
     result = await materialize_due(
-        UnitOfWork(size.sessions, "materialize-recurrences"), NOW - timedelta(days=30)
+        UnitOfWork(size.sessions, "materialize-recurrences", get_settings()), NOW - timedelta(days=30)
     )
     assert result.due == 0
     return time.perf_counter() - started

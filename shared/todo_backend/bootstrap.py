@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def unit_of_work(source: str) -> UnitOfWork:
-    """A unit of work for the function named `source` over the process's one connection pool."""
-    return UnitOfWork(get_sessionmaker(), source)
+    """A unit of work for the function named `source` over the process's one connection pool,
+    carrying the process's settings."""
+    return UnitOfWork(get_sessionmaker(), source, get_settings())
 
 
 @lru_cache(maxsize=1)

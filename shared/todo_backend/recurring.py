@@ -143,7 +143,7 @@ def recurring_json(series: RecurringTask, now: datetime) -> dict[str, Any]:
 # --- occurrences ----------------------------------------------------------------------------------
 
 
-def _occurrence(series: RecurringTask, at: datetime) -> Task:
+def _occurrence(series: RecurringTask, at: datetime, default_minutes: int) -> Task:
     task = Task(
         user_id=series.user_id,
         title=series.title,
@@ -156,7 +156,7 @@ def _occurrence(series: RecurringTask, at: datetime) -> Task:
         occurrence_at=at,
     )
     task.updated_at = task.created_at
-    rearm_reminder(task)
+    rearm_reminder(task, default_minutes)
     return task
 
 
@@ -167,7 +167,8 @@ async def _insert_occurrences(
     the ones created, by series id, counted and announced."""
     if not planned:
         return {}
-    tasks = {series.id: _occurrence(series, at) for series, at in planned}
+    default_minutes = uow.settings.default_remind_before_minutes
+    tasks = {series.id: _occurrence(series, at, default_minutes) for series, at in planned}
     stmt = (
         insert(Task)
         .values([task.model_dump() for task in tasks.values()])
@@ -228,7 +229,7 @@ async def _replan(series: RecurringTask, now: datetime, uow: UnitOfWork) -> None
             series.next_occurrence_at = upcoming.occurrence_at
         else:
             upcoming.occurrence_at = upcoming.due_date = target
-            rearm_reminder(upcoming)
+            rearm_reminder(upcoming, uow.settings.default_remind_before_minutes)
             touch(upcoming)
             uow.emit(TaskUpdated(upcoming, ("due_date", "occurrence_at")))
             series.next_occurrence_at = target

@@ -33,7 +33,6 @@ from todo_backend.models import (
     utcnow,
 )
 from todo_backend.paging import Page, PageQuery, decode_cursor, encode_cursor
-from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
 
 EDITABLE = (
@@ -99,7 +98,7 @@ async def create_task(cmd: CreateTask, uow: UnitOfWork) -> Created:
         task.updated_at = task.created_at
         if completed:
             task.completed_at = task.created_at
-        rearm_reminder(task)
+        rearm_reminder(task, uow.settings.default_remind_before_minutes)
         uow.session.add(task)
         uow.emit(TaskCreated(task))
         body = task_json(task)
@@ -122,7 +121,7 @@ async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
             if "completed" in changed:
                 task.completed_at = utcnow() if task.completed else None
             if {"due_date", "remind_before_minutes"} & set(changed):
-                rearm_reminder(task)
+                rearm_reminder(task, uow.settings.default_remind_before_minutes)
             touch(task)
             event = TaskCompleted if completing else TaskUpdated
             uow.emit(event(task, tuple(changed)))
@@ -155,11 +154,12 @@ async def get_task(user_id: str, task_id: uuid.UUID, uow: UnitOfWork) -> Task:
         return task
 
 
-def rearm_reminder(task: Task) -> None:
-    """A new due date or lead time means a new reminder: fix its instant and forget the old one."""
+def rearm_reminder(task: Task, default_minutes: int) -> None:
+    """A new due date or lead time means a new reminder: fix its instant and forget the old one.
+    `default_minutes` is the lead time of a task that names none (DEFAULT_REMIND_BEFORE_MINUTES)."""
     minutes = task.remind_before_minutes
     if minutes is None:
-        minutes = get_settings().default_remind_before_minutes
+        minutes = default_minutes
     task.remind_at = task.due_date - timedelta(minutes=minutes) if task.due_date else None
     task.reminded_at = None
 
@@ -198,7 +198,7 @@ async def _claim_idempotency_key(cmd: CreateTask, uow: UnitOfWork) -> dict[str, 
         json.dumps(cmd.fields.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
     now = utcnow()
-    expired = now - timedelta(hours=get_settings().idempotency_key_ttl_hours)
+    expired = now - timedelta(hours=uow.settings.idempotency_key_ttl_hours)
     stmt = (
         insert(IdempotencyKey)
         .values(user_id=cmd.user_id, key=cmd.idempotency_key, request_hash=digest, created_at=now)

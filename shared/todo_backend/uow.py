@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from todo_backend.events import Event, to_outbox_row
 from todo_backend.models import TaskEvent
+from todo_backend.settings import Settings
 
 # Told each commit's outbox rows while an entry serves a request, event or tick: the entry's publishing
 # fast path, set by bootstrap.collecting_commits. A listener, not a list, so that a tick of many
@@ -25,13 +26,17 @@ class UnitOfWork:
     Events passed to `emit` become outbox rows in the same commit, so a change and its CloudEvents
     are stored together or not at all. Nothing here talks to the broker: a commit only hands its rows
     to the entry's `commit_listener`, if it set one.
+
+    It also carries the process's settings, so that a handler gets what it is configured with from
+    what it is given instead of reading the environment itself.
     """
 
     session: AsyncSession
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], source: str) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], source: str, settings: Settings) -> None:
         self._sessions = sessions
         self.source = source  # the function name: CloudEvent `source` is /functions/<name>
+        self.settings = settings
         self._events: list[Event] = []
         self.committed: list[TaskEvent] = []
 

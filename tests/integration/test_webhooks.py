@@ -30,7 +30,6 @@ from todo_backend.db import get_engine
 from todo_backend.devstack.runner import free_port
 from todo_backend.settings import get_settings
 from todo_backend.webhooks import delivery as webhook_delivery
-from todo_backend.webhooks import subscriptions as webhook_subscriptions
 
 WEBHOOK_FUNCTIONS = tuple(fn for fn in catalog.FUNCTIONS if "webhook" in fn.name)
 CREATED = "dev.todo.task.created"
@@ -173,10 +172,9 @@ def retry(function_clients: dict[str, httpx.AsyncClient]) -> Callable[[], Any]:
 @pytest.fixture
 def production(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The webhook rules of a production deployment (https, public addresses only) for this test."""
-    settings = get_settings().model_copy(update={"todo_env": "production"})
-    # Both halves read the settings: creating checks the URL, attempting checks it again.
-    for module in (webhook_subscriptions, webhook_delivery):
-        monkeypatch.setattr(module, "get_settings", lambda: settings)
+    # On the process's one Settings, so both halves see it: creating checks the URL (through the unit
+    # of work's settings), attempting checks it again (delivery reads them itself).
+    monkeypatch.setattr(get_settings(), "todo_env", "production")
     yield
 
 

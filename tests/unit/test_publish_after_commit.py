@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from todo_backend import bootstrap, uow
 from todo_backend.bootstrap import collecting_commits
 from todo_backend.models import TaskEvent
+from todo_backend.settings import Settings
 from todo_backend.uow import UnitOfWork
 
 PACKAGE = Path(__file__).resolve().parents[2] / "shared" / "todo_backend"
@@ -46,7 +47,8 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[list[TaskEvent]]:
 
 async def commit(*types: str) -> list[TaskEvent]:
     """One unit of work that emits an event per type and commits; the rows it committed."""
-    unit = UnitOfWork(async_sessionmaker(), "test")
+    settings = Settings(database_url="postgresql://unused/x", jwt_secret="s" * 40)
+    unit = UnitOfWork(async_sessionmaker(), "test", settings)
     unit.session = CommitOnly()
     for event_type in types:
         unit.emit(event_type)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from todo_backend import reminders
 from todo_backend.models import TaskEvent
 from todo_backend.reminders import CheckDueTasks, check_due_tasks, claim_due
+from todo_backend.settings import Settings
 from todo_backend.uow import UnitOfWork
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -47,7 +48,8 @@ class Batches:
 
 
 def unused_uow() -> UnitOfWork:
-    return UnitOfWork(async_sessionmaker(), "check-due-tasks")  # unbound: it never connects
+    settings = Settings(database_url="postgresql://unused/x", jwt_secret="s" * 40)
+    return UnitOfWork(async_sessionmaker(), "check-due-tasks", settings)  # unbound: it never connects
 
 
 async def test_a_tick_takes_batches_until_one_comes_back_short(monkeypatch: pytest.MonkeyPatch) -> None:

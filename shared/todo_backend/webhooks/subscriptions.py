@@ -14,7 +14,6 @@ from todo_backend.catalog import by_name
 from todo_backend.errors import DomainError, NotFound, Unprocessable
 from todo_backend.models import Webhook, WebhookCreate, WebhookDelivery, WebhookDeliveryPublic, WebhookPublic
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
-from todo_backend.settings import get_settings
 from todo_backend.uow import UnitOfWork
 from todo_backend.webhooks.destinations import (
     Resolver,
@@ -63,7 +62,7 @@ async def create_webhook(
     cmd: CreateWebhook, uow: UnitOfWork, resolve: Resolver = system_resolver
 ) -> dict[str, Any]:
     """The new subscription's JSON with its secret: the only response that ever shows the secret."""
-    settings = get_settings()
+    settings = uow.settings
     event_types = validate_event_types(cmd.fields.event_types)
     try:
         if is_production(settings):
