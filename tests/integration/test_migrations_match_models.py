@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from todo_backend.db import async_url
-from todo_backend.migrations import upgrade
+from todo_backend.migrations import COMPARE, upgrade
 from todo_backend.models import metadata
 
 
@@ -45,12 +45,9 @@ async def _on_server(server_url: str, statement: str) -> None:
 
 def _compare(connection: Connection) -> str | None:
     """None when the database matches the models; else the migration autogenerate would write."""
-    # Server defaults too: on this schema PostgreSQL's reflected defaults compare equal to the declared
-    # ones (no false positives), and a default only the migrations have is a row the models misdescribe.
-    context = MigrationContext.configure(
-        connection,
-        opts={"compare_type": True, "compare_server_default": True},
-    )
+    # As autogenerate compares (server defaults included): a default only the migrations have is a row
+    # the models misdescribe.
+    context = MigrationContext.configure(connection, opts=COMPARE)
     # produce_migrations runs compare_metadata; its ops render as readable op.* calls, where the raw
     # diff tuples print defaults as bare DefaultClause objects.
     ops = produce_migrations(context, metadata).upgrade_ops

@@ -7,6 +7,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+# How autogenerate compares the models with a database, for `alembic revision --autogenerate` (env.py)
+# and the drift test alike: column types and server defaults too (PostgreSQL's reflected defaults compare
+# equal to the declared ones on this schema, so there are no false positives).
+COMPARE = {"compare_type": True, "compare_server_default": True}
+
 
 def alembic_config(database_url: str) -> Config:
     cfg = Config()

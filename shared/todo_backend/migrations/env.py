@@ -9,11 +9,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from todo_backend.db import async_url
+from todo_backend.migrations import COMPARE
 from todo_backend.models import metadata
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    context.configure(connection=connection, target_metadata=metadata, **COMPARE)
     with context.begin_transaction():
         context.run_migrations()
 
