@@ -502,6 +502,21 @@ async def test_an_event_naming_another_users_task_is_rejected_and_sends_nothing(
     )
 
 
+async def test_an_event_that_names_no_task_is_rejected_since_its_owner_cannot_be_checked(
+    bob: Api, deliver: httpx.AsyncClient, sql: Sql
+) -> None:
+    # Without data.task the ownership check had nothing to look up, and the event went out unchecked.
+    async with Receiver() as receiver:
+        await subscribe(bob, receiver.url)
+        unchecked = CloudEvent(task_event(bob).get_attributes(), {"title": "whose?"})
+        assert (await send(deliver, unchecked)).status_code == 422
+        await background_deliveries_done()
+        assert receiver.received == []
+    assert (
+        await sql.pool.fetchval("SELECT count(*) FROM webhook_delivery WHERE user_id = $1", bob.user_id) == 0
+    )
+
+
 @pytest.mark.parametrize(
     ("attrs", "data"),
     [
