@@ -60,14 +60,11 @@ def wait_for(
         time.sleep(0.25)
 
 
-async def _lag(bootstrap: str) -> int:
-    """Records on the topics that some trigger's consumer group has not committed past yet."""
+async def _lags(bootstrap: str) -> dict[str, int]:
+    """By trigger: the records on its topics its consumer group has not committed past yet."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    lag = 0
-    for fn in catalog.FUNCTIONS:
-        if not fn.event_types:
-            continue
+    async def lag(fn: catalog.Function) -> int:
         # Not subscribed, so it never joins the group: it only reads the group's committed offsets.
         group = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=f"trigger-{fn.name}", enable_auto_commit=False
@@ -81,14 +78,27 @@ async def _lag(bootstrap: str) -> int:
                 for p in sorted(group.partitions_for_topic(topic) or ())
             ]
             ends = await group.end_offsets(partitions)
+            behind = 0
             for tp in partitions:
-                lag += ends[tp] - (await group.committed(tp) or 0)
+                behind += ends[tp] - (await group.committed(tp) or 0)
+            return behind
         finally:
             await group.stop()
-    return lag
+
+    triggers = [fn for fn in catalog.FUNCTIONS if fn.event_types]
+    return dict(zip((fn.name for fn in triggers), await asyncio.gather(*map(lag, triggers)), strict=True))
 
 
-def drained(bootstrap: str, seconds: float = 30.0) -> None:
+def drained(bootstrap: str, seconds: float = 60.0) -> None:
     """Wait until every trigger has handled (answered, or dead-lettered) every record on the broker: from
     then on, what the stack delivers can be counted, since nothing is left in flight in the dispatcher."""
-    wait_for(lambda: asyncio.run(_lag(bootstrap)) == 0, seconds)
+    lags: dict[str, int] = {}
+
+    def settled() -> bool:
+        lags.update(asyncio.run(_lags(bootstrap)))
+        return not any(lags.values())
+
+    try:
+        wait_for(settled, seconds)
+    except AssertionError as exc:
+        raise AssertionError(f"the triggers did not drain: records behind, by trigger: {lags}") from exc
