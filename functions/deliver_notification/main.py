@@ -8,23 +8,21 @@ The email is sent with no transaction open; its own tracking row is written afte
 
 import functions_framework.aio
 from cloudevents.http import CloudEvent
-from starlette.exceptions import HTTPException
 
 from todo_backend.catalog import by_name
-from todo_backend.consumers import consume
+from todo_backend.consumers import consume, receive
 from todo_backend.email import email_channel
-from todo_backend.errors import RetryLater
+from todo_backend.http import event_function
 from todo_backend.notifications import email_reminder, record_notification
 
 CONSUMER = by_name("deliver-notification")
 
 
 @functions_framework.aio.cloud_event
+@event_function
 async def deliver_notification(event: CloudEvent) -> None:
-    await consume(CONSUMER.name, CONSUMER.event_types, event, record_notification)
+    reminder = receive(CONSUMER, event)
+    await consume(CONSUMER.name, reminder, record_notification)
     mailer = email_channel()  # from the settings, logged once per process
     if mailer is not None:
-        try:
-            await email_reminder(CONSUMER, event, mailer)
-        except RetryLater as exc:  # 5xx: the dispatcher redelivers, then dead-letters
-            raise HTTPException(exc.status, exc.detail) from exc
+        await email_reminder(CONSUMER.name, reminder, mailer)  # RetryLater: 503, so it is redelivered

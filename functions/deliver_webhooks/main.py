@@ -8,15 +8,17 @@ import functions_framework.aio
 from cloudevents.http import CloudEvent
 
 from todo_backend.catalog import by_name
-from todo_backend.consumers import consume
+from todo_backend.consumers import consume, receive
 from todo_backend.db import get_sessionmaker
+from todo_backend.http import event_function
 from todo_backend.webhooks.delivery import deliver_in_background, queue_deliveries
 
 CONSUMER = by_name("deliver-webhooks")
 
 
 @functions_framework.aio.cloud_event
+@event_function
 async def deliver_webhooks(event: CloudEvent) -> None:
-    queued = await consume(CONSUMER.name, CONSUMER.event_types, event, queue_deliveries)
+    queued = await consume(CONSUMER.name, receive(CONSUMER, event), queue_deliveries)
     if queued:
         deliver_in_background(get_sessionmaker(), queued)

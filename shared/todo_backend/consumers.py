@@ -1,8 +1,12 @@
-"""CloudEvent consumers and cron ticks: the shared wrapping of every event and cron function.
+"""CloudEvent consumers: the shared wrapping of every event function.
 
-Response codes follow Knative's dispatcher: 2xx done; 5xx (database down, timeout, a bug) is retried
-with backoff; 4xx for an event that can never succeed (unknown type, invalid data, identity that does
-not hold) is not retried and goes to the dead-letter sink. Nothing is swallowed.
+An inbound CloudEvent is read once, by type, into the event `events.py` emits (`receive`); `consume` then
+runs a handler on it once per consumer, its effect and tracking row in one transaction, after the one
+ownership check every consumer shares.
+
+Answers follow Knative's dispatcher: 2xx done; 5xx (database down, timeout, a bug) is retried with
+backoff; 4xx (PoisonEvent: unknown type, invalid data, identity that does not hold) is not retried and
+goes to the dead-letter sink. The event entries turn a domain error into that answer. Nothing is swallowed.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from typing import Any, TypeVar
 from cloudevents.abstract import AnyCloudEvent
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from starlette.exceptions import HTTPException
 
 from todo_backend.bootstrap import collecting_commits, publish_now, unit_of_work
+from todo_backend.catalog import Function
+from todo_backend.errors import PoisonEvent
+from todo_backend.events import Event, from_cloudevent, owned_resource
 from todo_backend.metrics import observe_event
-from todo_backend.models import ProcessedEvent, Task
+from todo_backend.models import ProcessedEvent
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -29,20 +35,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PoisonEvent(Exception):
-    """The event can never be handled: answered 422, so it is dead-lettered, not retried."""
-
-
 @dataclass(frozen=True)
 class InboundEvent:
+    """A received CloudEvent: its envelope, its data as received, and the event that data carries."""
+
     id: uuid.UUID
     type: str
-    source: str
-    subject: str | None
     user_id: str
     time: datetime | None
-    data: dict[str, Any]
     attributes: dict[str, Any]
+    data: dict[str, Any]
+    event: Event
 
     @classmethod
     def parse(cls, event: AnyCloudEvent) -> InboundEvent:
@@ -56,15 +59,36 @@ class InboundEvent:
         data = event.get_data()
         if not isinstance(user_id, str) or not user_id or not isinstance(data, dict):
             raise PoisonEvent("the event needs a userid extension and a JSON object as data")
-        return cls(event_id, attrs["type"], attrs["source"], attrs.get("subject"), user_id, time, data, attrs)
+        typed = from_cloudevent(str(attrs["type"]), user_id, data)
+        return cls(event_id, attrs["type"], user_id, time, attrs, data, typed)
 
 
-async def check_task_owner(uow: UnitOfWork, task_id: uuid.UUID, user_id: str) -> None:
-    """The task an event names must, while it exists, be its userid's: identity in an event is never
-    trusted. A task deleted since passes: the event's own copy is all there is."""
-    owner = await uow.session.scalar(select(Task.user_id).where(Task.id == task_id))
-    if owner is not None and owner != user_id:
-        raise PoisonEvent(f"task {task_id} does not belong to the event's user")
+def receive(consumer: Function, event: AnyCloudEvent) -> InboundEvent:
+    """`event` read for `consumer`: a PoisonEvent if malformed or of a type the consumer does not take."""
+    try:
+        inbound = InboundEvent.parse(event)
+        if inbound.type not in consumer.event_types:
+            raise PoisonEvent(f"{consumer.name} does not handle {inbound.type}")
+    except PoisonEvent as exc:
+        _rejected(consumer.name, event.get("id"), str(event.get("type")), exc)
+        raise
+    return inbound
+
+
+def _rejected(consumer: str, event_id: object, event_type: str, exc: PoisonEvent) -> None:
+    log.error("%s: rejecting event %s: %s", consumer, event_id, exc)
+    observe_event(consumer, event_type, "rejected")
+
+
+async def _check_owner(uow: UnitOfWork, event: InboundEvent) -> None:
+    """The task or series an event names must, while it exists, be its userid's: identity in an event is
+    never trusted. One deleted since passes: the event's own copy is all there is."""
+    resource = owned_resource(event.event)
+    kind = type(resource)
+    owner = await uow.session.scalar(select(kind.user_id).where(kind.id == resource.id))
+    if owner is not None and owner != event.user_id:
+        what = kind.__tablename__.replace("_", " ")
+        raise PoisonEvent(f"{what} {resource.id} does not belong to the event's user")
 
 
 async def _first_delivery(uow: UnitOfWork, consumer: str, event_id: uuid.UUID) -> bool:
@@ -80,8 +104,7 @@ async def _first_delivery(uow: UnitOfWork, consumer: str, event_id: uuid.UUID) -
 
 async def consume(
     consumer: str,
-    types: tuple[str, ...],
-    event: AnyCloudEvent,
+    event: InboundEvent,
     handler: Callable[[InboundEvent, UnitOfWork], Awaitable[T]],
 ) -> T | None:
     """Run `handler` once per event id for `consumer`, its effect and tracking row in one transaction.
@@ -89,26 +112,22 @@ async def consume(
     The handler works inside the open unit of work and does not commit; its result is returned after
     the commit (None for a duplicate delivery, acknowledged without effect).
     """
-    event_type = str(event.get("type"))
     try:
-        inbound = InboundEvent.parse(event)
-        if inbound.type not in types:
-            raise PoisonEvent(f"{consumer} does not handle {inbound.type}")
         async with collecting_commits() as rows, unit_of_work(consumer) as uow:
-            if not await _first_delivery(uow, consumer, inbound.id):
-                log.info("%s: duplicate delivery of %s acknowledged", consumer, inbound.id)
-                observe_event(consumer, event_type, "duplicate")
+            if not await _first_delivery(uow, consumer, event.id):
+                log.info("%s: duplicate delivery of %s acknowledged", consumer, event.id)
+                observe_event(consumer, event.type, "duplicate")
                 return None
-            result = await handler(inbound, uow)
+            await _check_owner(uow, event)
+            result = await handler(event, uow)
             await uow.commit()
     except PoisonEvent as exc:
-        log.error("%s: rejecting event %s: %s", consumer, event.get("id"), exc)
-        observe_event(consumer, event_type, "rejected")
-        raise HTTPException(422, str(exc)) from exc
-    except Exception:
-        observe_event(consumer, event_type, "failed")  # answered 5xx: the dispatcher retries
+        _rejected(consumer, event.id, event.type, exc)
         raise
-    observe_event(consumer, event_type, "handled")
+    except Exception:
+        observe_event(consumer, event.type, "failed")  # answered 5xx: the dispatcher retries
+        raise
+    observe_event(consumer, event.type, "handled")
     # Before the ack, not after it as HTTP does: the ack is this event's response, and once it is sent
     # the dispatcher moves on and Knative may scale the pod away, so a publish left to run after it
     # could be lost to relay-outbox's next minute. No user waits on an ack, and the unit of work is

@@ -31,3 +31,10 @@ class RetryLater(DomainError):
     """A dependency failed in a way that may pass (the email sidecar is not up yet): try again."""
 
     status, title, slug = 503, "Service Unavailable", "retry-later"
+
+
+class PoisonEvent(DomainError):
+    """An event that can never be handled (unknown type, data that is not what its type promises, an
+    identity that does not hold): answered 422, so the dispatcher dead-letters it instead of retrying."""
+
+    status, title, slug = 422, "Unprocessable Content", "poison-event"

@@ -1,14 +1,18 @@
-"""Domain events and the one mapping from each event to its CloudEvent type.
+"""Domain events and the one mapping between each event and its CloudEvent: out (`to_outbox_row`) and
+back in (`from_cloudevent`), so a consumer reads the very types a handler emits.
 
 The catalogue of types, with their data schemas, is documented in docs/events.asyncapi.yaml.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+
+from todo_backend.errors import PoisonEvent
 from todo_backend.models import (
     RecurringTask,
     RecurringTaskPublic,
@@ -60,8 +64,11 @@ class RecurringTaskDeleted:
 
 @dataclass(frozen=True)
 class ReminderDue:
-    task: Task
-    remind_at: datetime  # when it was due to be sent; the event's time says when it was
+    task: Task  # its due_date is set: only a task with a due date has a reminder
+    remind_at: datetime  # when it was due to be sent
+    # When it was sent. Later than remind_at if the system was down, or if the task was created (or its
+    # due date moved) inside its lead time: the event does not say which.
+    sent_at: datetime = field(default_factory=utcnow)
 
 
 Event = (
@@ -98,22 +105,20 @@ def recurring_task_json(recurring: RecurringTask, next_occurrences: list[datetim
     return public.model_dump(mode="json")
 
 
-def _data(event: Event, now: datetime) -> tuple[str, str, dict[str, Any]]:
+def _data(event: Event) -> tuple[str, str, dict[str, Any]]:
     """The subject (and partition key), the owner, and the data of an event's CloudEvent."""
     match event:
         case TaskUpdated(task, changed) | TaskCompleted(task, changed):
             return str(task.id), task.user_id, {"task": task_json(task), "changed": list(changed)}
         case TaskCreated(task) | TaskDeleted(task):
             return str(task.id), task.user_id, {"task": task_json(task)}
-        case ReminderDue(task, remind_at):
+        case ReminderDue(task, remind_at, sent_at):
             assert task.due_date is not None
             data = {
                 "task": task_json(task),
                 "due_at": rfc3339(task.due_date),
                 "remind_at": rfc3339(remind_at),
-                # How long after remind_at this was sent, whatever the cause: the system was down, or
-                # the task was created (or its due date moved) inside its lead time.
-                "late_seconds": max(0, int((now - remind_at).total_seconds())),
+                "late_seconds": max(0, int((sent_at - remind_at).total_seconds())),
             }
             return str(task.id), task.user_id, data
         case RecurringTaskUpdated(recurring, changed):
@@ -130,8 +135,7 @@ def _data(event: Event, now: datetime) -> tuple[str, str, dict[str, Any]]:
 
 def to_outbox_row(event: Event, source: str) -> TaskEvent:
     """The outbox row (a CloudEvent, stored) for `event`, emitted by the function named `source`."""
-    now = utcnow()
-    subject, user_id, data = _data(event, now)
+    subject, user_id, data = _data(event)
     return TaskEvent(
         type=CLOUDEVENT_TYPES[type(event)],
         source=f"/functions/{source}",
@@ -139,8 +143,83 @@ def to_outbox_row(event: Event, source: str) -> TaskEvent:
         partition_key=subject,
         user_id=user_id,
         data=data,
-        time=now,
+        time=utcnow(),
     )
+
+
+# --- back in: a CloudEvent's data read as the event it was emitted from --------------------------------
+
+EVENT_CLASSES: dict[str, type[Any]] = {cloudevent: kind for kind, cloudevent in CLOUDEVENT_TYPES.items()}
+
+
+class _TaskData(BaseModel):
+    task: TaskPublic
+
+
+class _ChangedTaskData(_TaskData):
+    changed: tuple[str, ...]
+
+
+class _ReminderData(_TaskData):
+    remind_at: AwareDatetime
+    late_seconds: int = Field(ge=0)
+
+
+class _RecurringData(BaseModel):
+    recurring_task: RecurringTaskPublic
+
+
+class _ChangedRecurringData(_RecurringData):
+    changed: tuple[str, ...]
+
+
+def _task(data: _TaskData, user_id: str) -> Task:
+    """The event's copy of its task (never added to a session: the database may have moved on)."""
+    return Task(**data.task.model_dump(), user_id=user_id)
+
+
+def _recurring(data: _RecurringData, user_id: str) -> RecurringTask:
+    return RecurringTask(**data.recurring_task.model_dump(exclude={"next_occurrences"}), user_id=user_id)
+
+
+def _event(kind: type[Any], data: Any, user_id: str) -> Event:
+    if kind in (TaskUpdated, TaskCompleted):
+        changed = _ChangedTaskData.model_validate(data)
+        return kind(_task(changed, user_id), changed.changed)
+    if kind in (TaskCreated, TaskDeleted):
+        return kind(_task(_TaskData.model_validate(data), user_id))
+    if kind is ReminderDue:
+        reminder = _ReminderData.model_validate(data)
+        if reminder.task.due_date is None:
+            raise PoisonEvent("a reminder's task has a due date")
+        sent_at = reminder.remind_at + timedelta(seconds=reminder.late_seconds)
+        return ReminderDue(_task(reminder, user_id), reminder.remind_at, sent_at)
+    if kind is RecurringTaskUpdated:
+        recurring = _ChangedRecurringData.model_validate(data)
+        return RecurringTaskUpdated(_recurring(recurring, user_id), recurring.changed)
+    return kind(_recurring(_RecurringData.model_validate(data), user_id))
+
+
+def from_cloudevent(cloudevent_type: str, user_id: str, data: Any) -> Event:
+    """The event a CloudEvent of `cloudevent_type`, owned by `user_id`, carries in `data`.
+
+    Fields beyond the ones the type defines are ignored, so an event from a newer emitter still reads;
+    an unknown type, or data without what its type promises, is a PoisonEvent.
+    """
+    kind = EVENT_CLASSES.get(cloudevent_type)
+    if kind is None:
+        raise PoisonEvent(f"{cloudevent_type!r} is not an event type of this system")
+    try:
+        return _event(kind, data, user_id)
+    except ValidationError as exc:
+        raise PoisonEvent(f"not a {cloudevent_type} event: {exc.errors(include_url=False)}") from exc
+
+
+def owned_resource(event: Event) -> Task | RecurringTask:
+    """The task or series an event is about, whose owner must be the event's user."""
+    if isinstance(event, RecurringTaskCreated | RecurringTaskUpdated | RecurringTaskDeleted):
+        return event.recurring_task
+    return event.task
 
 
 def to_cloudevent_json(row: TaskEvent) -> dict[str, Any]:

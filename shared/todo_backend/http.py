@@ -1,4 +1,5 @@
-"""HTTP helpers for function entries: JSON in and out, RFC 9457 problems, auth, ETags."""
+"""HTTP helpers for function entries: JSON in and out, RFC 9457 problems, auth, ETags; and the answer
+an event entry gives the dispatcher."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from cloudevents.http import CloudEvent
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.background import BackgroundTasks
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -148,6 +151,21 @@ def _domain_problem(exc: DomainError) -> Problem:
 
 
 UserHandler = Callable[[Request, str], Awaitable[Response]]
+EventHandler = Callable[[CloudEvent], Awaitable[None]]
+
+
+def event_function(handler: EventHandler) -> EventHandler:
+    """Wrap an event entry: a domain error becomes the status the dispatcher acts on (422 for a poison
+    event, dead-lettered; 503 to retry). Anything else is a 500, retried too."""
+
+    @functools.wraps(handler)
+    async def entry(event: CloudEvent) -> None:
+        try:
+            await handler(event)
+        except DomainError as exc:
+            raise HTTPException(exc.status, exc.detail) from exc
+
+    return entry
 
 
 def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Response]]:

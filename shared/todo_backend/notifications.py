@@ -12,19 +12,17 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from cloudevents.abstract import AnyCloudEvent
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from todo_backend.bootstrap import unit_of_work
-from todo_backend.catalog import Function
-from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner, consume
+from todo_backend.consumers import InboundEvent, consume
 from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
 from todo_backend.errors import NotFound, RetryLater
+from todo_backend.events import ReminderDue
 from todo_backend.models import Notification, NotificationPublic, ProcessedEvent, utcnow
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.uow import UnitOfWork
@@ -32,33 +30,6 @@ from todo_backend.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 150
-
-# --- the reminder, as the event carries it ---------------------------------------------------------------
-
-
-class _ReminderTask(BaseModel):
-    id: uuid.UUID
-    title: str
-
-
-class Reminder(BaseModel):
-    """The data of a dev.todo.reminder.due event (fields beyond these are ignored)."""
-
-    task: _ReminderTask
-    due_at: AwareDatetime
-    remind_at: AwareDatetime
-    late_seconds: int = Field(ge=0)
-
-    @classmethod
-    def of(cls, event: InboundEvent) -> Reminder:
-        try:
-            return cls.model_validate(event.data)
-        except ValidationError as exc:
-            raise PoisonEvent(f"not a reminder: {exc.errors(include_url=False)}") from exc
-
-    def sent_at(self, event: InboundEvent) -> datetime:
-        """When the reminder went out: the event's time, else when it was due plus its lateness."""
-        return event.time or self.remind_at + timedelta(seconds=self.late_seconds)
 
 
 def span(seconds: float) -> str:
@@ -89,14 +60,22 @@ def due_text(due_at: datetime, sent_at: datetime) -> str:
 # --- the in-app notification: deliver-notification's effect --------------------------------------------
 
 
+def _reminder(event: InboundEvent) -> ReminderDue:
+    assert isinstance(event.event, ReminderDue)  # the only type deliver-notification takes
+    return event.event
+
+
+def _due_at(reminder: ReminderDue) -> datetime:
+    assert reminder.task.due_date is not None  # a reminder event always has one (events.from_cloudevent)
+    return reminder.task.due_date
+
+
 async def record_notification(event: InboundEvent, uow: UnitOfWork) -> uuid.UUID | None:
     """One notification for the event, inside the consumer's transaction; its id (None if one exists).
 
-    The task named in the event must, while it exists, belong to the event's userid: identity in an
-    event is never trusted. A task deleted since still gets its notification, from the event's copy.
+    A task deleted since still gets its notification, from the event's copy.
     """
-    reminder = Reminder.of(event)
-    await check_task_owner(uow, reminder.task.id, event.user_id)
+    reminder = _reminder(event)
     stmt = (
         insert(Notification)
         .values(
@@ -105,8 +84,8 @@ async def record_notification(event: InboundEvent, uow: UnitOfWork) -> uuid.UUID
             event_id=event.id,
             task_id=reminder.task.id,
             title=reminder.task.title,
-            body=due_text(reminder.due_at, reminder.sent_at(event)),
-            due_at=reminder.due_at,
+            body=due_text(_due_at(reminder), reminder.sent_at),
+            due_at=_due_at(reminder),
             created_at=utcnow(),
         )
         # The tracking row already makes a redelivery a no-op; the unique event id holds regardless.
@@ -119,7 +98,7 @@ async def record_notification(event: InboundEvent, uow: UnitOfWork) -> uuid.UUID
 # --- the reminder email -------------------------------------------------------------------------------
 
 
-def reminder_email(to: str, reminder: Reminder, sent_at: datetime) -> Email:
+def reminder_email(to: str, reminder: ReminderDue) -> Email:
     """The email for a reminder: plain words in a little HTML (the smtp binding sends text/html)."""
     title = reminder.task.title
     # One line, and short: a title may hold line breaks, which have no place in a header.
@@ -128,12 +107,12 @@ def reminder_email(to: str, reminder: Reminder, sent_at: datetime) -> Email:
         subject = subject[: SUBJECT_CHARS - 1] + "…"
     body = (
         f"<p><strong>{html.escape(title)}</strong></p>\n"
-        f"<p>{html.escape(due_text(reminder.due_at, sent_at))}</p>\n"
+        f"<p>{html.escape(due_text(_due_at(reminder), reminder.sent_at))}</p>\n"
     )
     return Email(to, subject, body)
 
 
-async def email_reminder(consumer: Function, event: AnyCloudEvent, mailer: DaprSmtpBinding) -> None:
+async def email_reminder(consumer: str, event: InboundEvent, mailer: DaprSmtpBinding) -> None:
     """Email the reminder once per event, tracked apart from the notification, and never inside a
     transaction: a slow sidecar or SMTP server must not pin a pool connection.
 
@@ -144,28 +123,26 @@ async def email_reminder(consumer: Function, event: AnyCloudEvent, mailer: DaprS
     A send whose tracking commit fails, or two deliveries of one event at once, send it twice: email is
     at least once.
     """
-    to = recipient(str(event.get("userid") or ""))
+    to = recipient(event.user_id)
     if to is None:
         return  # a user known by a non-address id has no email to go to
-    tracking = f"{consumer.name}:email"
-    inbound = InboundEvent.parse(event)
+    tracking = f"{consumer}:email"
     async with unit_of_work(tracking) as uow:
         sent = select(ProcessedEvent.event_id).where(
-            ProcessedEvent.consumer == tracking, ProcessedEvent.event_id == inbound.id
+            ProcessedEvent.consumer == tracking, ProcessedEvent.event_id == event.id
         )
         if await uow.session.scalar(sent) is not None:
             return
-    reminder = Reminder.of(inbound)
     try:
-        await mailer.send(reminder_email(to, reminder, reminder.sent_at(inbound)))
+        await mailer.send(reminder_email(to, _reminder(event)))
     except EmailNotSent as exc:
-        log.warning("reminder email for event %s not sent, to be retried: %s", inbound.id, exc)
+        log.warning("reminder email for event %s not sent, to be retried: %s", event.id, exc)
         raise RetryLater("the reminder email was not sent; retry") from exc
 
-    async def record_sent(inbound: InboundEvent, uow: UnitOfWork) -> None:
+    async def record_sent(event: InboundEvent, uow: UnitOfWork) -> None:
         return None  # the tracking row consume writes is the whole effect
 
-    await consume(tracking, consumer.event_types, event, record_sent)
+    await consume(tracking, event, record_sent)
 
 
 # --- listing and reading ------------------------------------------------------------------------------

@@ -20,13 +20,15 @@ from typing import Any
 from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from todo_backend.consumers import InboundEvent, PoisonEvent
-from todo_backend.errors import NotFound, PreconditionFailed, Unprocessable
+from todo_backend.consumers import InboundEvent
+from todo_backend.errors import NotFound, PoisonEvent, PreconditionFailed, Unprocessable
 from todo_backend.events import (
     RecurringTaskCreated,
     RecurringTaskDeleted,
     RecurringTaskUpdated,
+    TaskCompleted,
     TaskCreated,
+    TaskDeleted,
     TaskUpdated,
     recurring_task_json,
 )
@@ -455,24 +457,19 @@ async def schedule_next_occurrence(event: InboundEvent, uow: UnitOfWork) -> Task
     withdraw_successor). Deleting the current occurrence hands on to the next one too, or the series
     would wait for an occurrence that is gone.
     """
-    task = event.data.get("task")
-    try:
-        task_id = uuid.UUID(str(task["id"]))
-        if event.type == "dev.todo.task.deleted":
-            series_id = task["recurring_task_id"]
-            if series_id is None:
-                return None
-            occurrence_at = datetime.fromisoformat(task["occurrence_at"])
-            finished_at = event.time or utcnow()
-            return await _succeed(event, uuid.UUID(series_id), task_id, occurrence_at, finished_at, uow)
-    except (TypeError, KeyError, ValueError) as exc:
-        raise PoisonEvent(f"data.task is not a task: {exc!r}") from exc
-    # The event says which task; the database says whose it is, and what state it is in.
+    assert isinstance(event.event, TaskCompleted | TaskDeleted)  # the types this consumer takes
+    task_id = event.event.task.id
+    if isinstance(event.event, TaskDeleted):
+        gone = event.event.task  # the event's copy is all there is
+        if gone.recurring_task_id is None or gone.occurrence_at is None:
+            return None
+        finished_at = event.time or utcnow()
+        return await _succeed(event, gone.recurring_task_id, task_id, gone.occurrence_at, finished_at, uow)
+    # The event says which task (consume has checked it is the event user's); the database says what
+    # state it is in.
     occurrence = await uow.session.get(Task, task_id)
     if occurrence is None:
         return None  # deleted since: its deleted event hands on
-    if occurrence.user_id != event.user_id:
-        raise PoisonEvent(f"task {task_id} does not belong to the event's user")
     if occurrence.recurring_task_id is None or occurrence.occurrence_at is None:
         return None
     if not occurrence.completed or occurrence.completed_at is None:

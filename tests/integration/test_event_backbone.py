@@ -20,12 +20,14 @@ from starlette.routing import Route
 
 from todo_backend.bootstrap import publish_now, unit_of_work
 from todo_backend.catalog import Function
-from todo_backend.consumers import InboundEvent, consume
+from todo_backend.consumers import InboundEvent, consume, receive
 from todo_backend.db import get_sessionmaker
 from todo_backend.devstack.broker import EmbeddedBroker
 from todo_backend.devstack.dispatcher import Subscription, post_event
+from todo_backend.errors import PoisonEvent
+from todo_backend.events import TaskCreated, task_json
 from todo_backend.messaging import Publisher, to_kafka_record
-from todo_backend.models import Task, TaskCreate, TaskEvent
+from todo_backend.models import ProcessedEvent, Task, TaskCreate, TaskEvent
 from todo_backend.relay import relay_outbox
 from todo_backend.settings import Settings, get_settings
 from todo_backend.tasks import (
@@ -229,22 +231,31 @@ async def test_with_the_broker_down_requests_succeed_and_nothing_is_lost_once_it
 # --- consumers --------------------------------------------------------------------------------------
 
 
-def an_event(user: str, data: dict[str, Any], event_type: str = "dev.todo.task.created") -> CloudEvent:
+CREATED = Function("test-consumer", "test", event_types=("dev.todo.task.created",))
+
+
+def an_event(
+    user: str, title: str, event_type: str = "dev.todo.task.created", task_id: uuid.UUID | None = None
+) -> CloudEvent:
+    """A task event, as create-task emits it (about a task not in the database, unless `task_id` is)."""
+    task = Task(id=task_id or uuid.uuid4(), user_id=user, title=title)
     return CloudEvent(
         {
             "type": event_type,
             "source": "/functions/create-task",
-            "subject": "s",
+            "subject": str(task.id),
             "userid": user,
-            "partitionkey": "s",
+            "partitionkey": str(task.id),
             "datacontenttype": "application/json",
         },
-        data,
+        {"task": task_json(task)},
     )
 
 
 async def make_task(event: InboundEvent, uow: UnitOfWork) -> uuid.UUID:
-    task = Task(user_id=event.user_id, title=event.data["title"])
+    """Insert the event's copy of its task, under a fresh id: the effect a redelivery must not repeat."""
+    assert isinstance(event.event, TaskCreated)
+    task = Task(user_id=event.user_id, title=event.event.task.title)
     uow.session.add(task)
     return task.id
 
@@ -256,47 +267,61 @@ async def count_tasks(user: str) -> int:
 
 async def test_the_same_event_delivered_twice_has_its_effect_once(database_url: str) -> None:
     user = f"user-{uuid.uuid4()}"
-    event = an_event(user, {"title": "once"})
-    types = ("dev.todo.task.created",)
-    first = await consume("test-consumer", types, event, make_task)
-    again = await consume("test-consumer", types, event, make_task)
+    event = receive(CREATED, an_event(user, "once"))
+    first = await consume("test-consumer", event, make_task)
+    again = await consume("test-consumer", event, make_task)
     assert first is not None and again is None
     assert await count_tasks(user) == 1
     # Tracking is per consumer: another consumer still handles the same event.
-    assert await consume("another-consumer", types, event, make_task) is not None
+    assert await consume("another-consumer", event, make_task) is not None
     assert await count_tasks(user) == 2
 
 
 async def test_a_failed_effect_leaves_no_tracking_row_so_the_retry_runs_it(database_url: str) -> None:
     user = f"user-{uuid.uuid4()}"
-    event = an_event(user, {"title": "retry me"})
+    event = receive(CREATED, an_event(user, "retry me"))
 
     async def flaky(event: InboundEvent, uow: UnitOfWork) -> None:
         await make_task(event, uow)
         raise ConnectionError("database went away")
 
     with pytest.raises(ConnectionError):
-        await consume("test-consumer", ("dev.todo.task.created",), event, flaky)
+        await consume("test-consumer", event, flaky)
     assert await count_tasks(user) == 0
-    assert await consume("test-consumer", ("dev.todo.task.created",), event, make_task) is not None
+    assert await consume("test-consumer", event, make_task) is not None
     assert await count_tasks(user) == 1
 
 
 @pytest.mark.parametrize(
     "event",
     [
-        an_event("u", {"title": "x"}, "dev.todo.task.exploded"),  # a type the consumer does not handle
-        CloudEvent({"type": "dev.todo.task.created", "source": "/x"}, {"title": "x"}),  # no userid
+        an_event("u", "x", "dev.todo.task.completed"),  # a type the consumer does not take
+        an_event("u", "x", "dev.todo.task.exploded"),  # a type nobody emits
+        CloudEvent(
+            {"type": "dev.todo.task.created", "source": "/x"}, an_event("u", "x").get_data()
+        ),  # no userid
+        CloudEvent(an_event("u", "x").get_attributes(), {"title": "x"}),  # data that is not a task's
     ],
+    ids=["not-taken", "unknown-type", "no-userid", "not-a-task"],
 )
-async def test_an_event_that_can_never_succeed_is_refused_with_a_4xx(
-    database_url: str, event: CloudEvent
-) -> None:
-    from starlette.exceptions import HTTPException
+def test_an_event_that_can_never_succeed_is_a_poison_event(event: CloudEvent) -> None:
+    with pytest.raises(PoisonEvent):
+        receive(CREATED, event)
 
-    with pytest.raises(HTTPException) as refused:
-        await consume("test-consumer", ("dev.todo.task.created",), event, make_task)
-    assert 400 <= refused.value.status_code < 500
+
+async def test_an_event_naming_another_users_task_is_a_poison_event_and_has_no_effect(
+    database_url: str,
+) -> None:
+    owner, forger = f"user-{uuid.uuid4()}", f"user-{uuid.uuid4()}"
+    created = await create_task(CreateTask(owner, TaskCreate(title="mine")), unit_of_work("create-task"))
+    forged = an_event(forger, "forged", task_id=uuid.UUID(created.task["id"]))
+    with pytest.raises(PoisonEvent):
+        await consume("test-consumer", receive(CREATED, forged), make_task)
+    assert await count_tasks(forger) == 0
+    # Rolled back whole: the tracking row too, so the forger cannot use up the event id either.
+    async with get_sessionmaker()() as session:
+        tracked = select(func.count()).where(ProcessedEvent.event_id == uuid.UUID(forged["id"]))
+        assert (await session.execute(tracked)).scalar_one() == 0
 
 
 # --- the local dispatcher ---------------------------------------------------------------------------
@@ -339,11 +364,10 @@ async def test_a_consumer_failing_transiently_is_retried_until_it_succeeds(setti
 async def test_a_poison_event_lands_in_the_dead_letter_topic_with_its_reason(settings: Settings) -> None:
     record = await a_record(settings)
     app, received = flaky_function(failures=99, status=422)
-    fn = Function("test-consumer", "test", event_types=("dev.todo.task.created",))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
-        subscription = Subscription(fn, "http://fn/", settings, producer)
+        subscription = Subscription(CREATED, "http://fn/", settings, producer)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://fn") as client:
             await subscription.deliver(client, [record])
     finally:

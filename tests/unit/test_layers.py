@@ -17,7 +17,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"errors", "settings", "catalog", "recurrence", "models", "events", "paging", "auth"}),
     # Connections and the outbox: the database, the broker, the email binding, metrics, the bootstrap.
     ("infrastructure", {"db", "metrics", "email", "messaging", "uow", "relay", "bootstrap"}),
-    # The consumer wrapping (tracking rows, parsing an inbound CloudEvent) that event handlers build on.
+    # The consumer wrapping that event handlers build on: an inbound CloudEvent read once into its typed
+    # event, the shared ownership check, tracking rows.
     ("consumption", {"consumers"}),
     # Handlers per aggregate and the cron ticks.
     ("handlers", {"tasks", "recurring", "webhooks", "notifications", "reminders", "retention"}),
@@ -28,9 +29,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("tools", {"openapi", "deploy", "migrations", "devstack"}),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
-# The web framework belongs to the adapters (and consume, which answers the dispatcher), never below.
+# The web framework belongs to the adapters (and the local stack that runs them), never below.
 WEB = {"starlette", "functions_framework"}
-KNOWS_THE_WEB = {"http", "serve", "consumers", "devstack"}
+KNOWS_THE_WEB = {"http", "serve", "devstack"}
 
 
 def top_module(path: Path) -> str:

@@ -8,34 +8,31 @@ from typing import Any
 
 import pytest
 
-from todo_backend.consumers import InboundEvent, PoisonEvent
-from todo_backend.notifications import Reminder, due_text, reminder_email, span
+from todo_backend.errors import PoisonEvent
+from todo_backend.events import ReminderDue, from_cloudevent, task_json
+from todo_backend.models import Task
+from todo_backend.notifications import due_text, reminder_email, span
 
 DUE = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def an_event(data: dict[str, Any], time: datetime | None = DUE - timedelta(hours=2)) -> InboundEvent:
-    return InboundEvent(
-        id=uuid.uuid4(),
-        type="dev.todo.reminder.due",
-        source="/functions/check-due-tasks",
-        subject="s",
-        user_id="user-1",
-        time=time,
-        data=data,
-        attributes={},
-    )
-
-
 def reminder_data(**overrides: Any) -> dict[str, Any]:
+    """A reminder.due event's data, as check-due-tasks emits it."""
+    task = Task(id=uuid.uuid4(), user_id="user-1", title="Water the plants", due_date=DUE)
     data: dict[str, Any] = {
-        "task": {"id": str(uuid.uuid4()), "title": "Water the plants", "priority": "high"},
+        "task": task_json(task),
         "due_at": "2030-06-01T12:00:00.000000Z",
         "remind_at": "2030-06-01T10:00:00.000000Z",
         "late_seconds": 0,
     }
     data.update(overrides)
     return data
+
+
+def a_reminder(data: dict[str, Any]) -> ReminderDue:
+    event = from_cloudevent("dev.todo.reminder.due", "user-1", data)
+    assert isinstance(event, ReminderDue)
+    return event
 
 
 @pytest.mark.parametrize(
@@ -74,17 +71,22 @@ def test_a_due_date_with_an_offset_is_shown_in_utc() -> None:
 
 def test_a_reminder_is_read_from_the_event_data_ignoring_fields_it_does_not_need() -> None:
     data = reminder_data(late_seconds=7200, extra="ignored")
-    reminder = Reminder.of(an_event(data))
+    reminder = a_reminder(data)
     assert str(reminder.task.id) == data["task"]["id"]
-    assert (reminder.task.title, reminder.due_at, reminder.late_seconds) == ("Water the plants", DUE, 7200)
+    assert (reminder.task.title, reminder.task.due_date, reminder.task.user_id) == (
+        "Water the plants",
+        DUE,
+        "user-1",
+    )
 
 
-def test_without_an_event_time_the_reminder_went_out_when_due_plus_its_lateness() -> None:
-    event = an_event(reminder_data(late_seconds=600), time=None)
-    reminder = Reminder.of(event)
-    assert reminder.sent_at(event) == datetime(2030, 6, 1, 10, 10, tzinfo=UTC)
-    timed = an_event(reminder_data(late_seconds=600))
-    assert reminder.sent_at(timed) == DUE - timedelta(hours=2)
+def test_the_reminder_went_out_when_it_was_due_plus_its_lateness() -> None:
+    reminder = a_reminder(reminder_data(late_seconds=600))
+    assert reminder.sent_at == datetime(2030, 6, 1, 10, 10, tzinfo=UTC)
+
+
+def a_task_copy(**overrides: Any) -> dict[str, Any]:
+    return {**reminder_data()["task"], **overrides}
 
 
 @pytest.mark.parametrize(
@@ -93,26 +95,25 @@ def test_without_an_event_time_the_reminder_went_out_when_due_plus_its_lateness(
         {},
         reminder_data(task=None),
         reminder_data(task={"title": "no id"}),
-        reminder_data(task={"id": "not-a-uuid", "title": "t"}),
-        reminder_data(due_at="2030-06-01T12:00:00"),  # naive: not an instant
+        reminder_data(task=a_task_copy(id="not-a-uuid")),
+        reminder_data(task=a_task_copy(due_date=None)),  # no due date: nothing to remind of
+        reminder_data(remind_at="2030-06-01T10:00:00"),  # naive: not an instant
         reminder_data(late_seconds=-1),
     ],
 )
 def test_data_that_is_not_a_reminder_is_a_poison_event(data: dict[str, Any]) -> None:
     with pytest.raises(PoisonEvent):
-        Reminder.of(an_event(data))
+        from_cloudevent("dev.todo.reminder.due", "user-1", data)
 
 
 def test_the_email_escapes_the_title_in_its_html_and_keeps_the_subject_to_one_short_line() -> None:
-    reminder = Reminder.of(
-        an_event(reminder_data(task={"id": str(uuid.uuid4()), "title": "<b>Tax</b> &\nfile"}))
-    )
-    email = reminder_email("ada@example.com", reminder, DUE - timedelta(hours=2))
+    reminder = a_reminder(reminder_data(task=a_task_copy(title="<b>Tax</b> &\nfile")))
+    email = reminder_email("ada@example.com", reminder)  # sent at 10:00, two hours ahead
     assert email.to == "ada@example.com"
     assert email.subject == "Reminder: <b>Tax</b> & file"
     assert "<strong>&lt;b&gt;Tax&lt;/b&gt; &amp;\nfile</strong>" in email.html
     assert "Due Sat 1 Jun 2030, 12:00 UTC (in 2 hours)" in email.html
 
-    long = Reminder.of(an_event(reminder_data(task={"id": str(uuid.uuid4()), "title": "x" * 500})))
-    subject = reminder_email("ada@example.com", long, DUE).subject
+    long = a_reminder(reminder_data(task=a_task_copy(title="x" * 500)))
+    subject = reminder_email("ada@example.com", long).subject
     assert len(subject) == 150 and subject.endswith("…")

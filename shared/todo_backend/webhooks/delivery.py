@@ -24,7 +24,8 @@ from sqlalchemy import RowMapping, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from todo_backend.consumers import InboundEvent, PoisonEvent, check_task_owner
+from todo_backend.consumers import InboundEvent
+from todo_backend.errors import PoisonEvent
 from todo_backend.models import Webhook, WebhookDelivery
 from todo_backend.settings import Settings, get_settings
 from todo_backend.uow import UnitOfWork
@@ -49,18 +50,6 @@ MAX_BACKOFF_SECONDS = 3600
 # --- queueing: the deliver-webhooks consumer's effect -------------------------------------------------
 
 
-async def _check_task_owner(event: InboundEvent, uow: UnitOfWork) -> None:
-    """The event's task, while it exists, must be its userid's: never trust identity in an event."""
-    task = event.data.get("task")
-    if task is None:  # every type deliver-webhooks takes names its task: one without is forged or broken
-        raise PoisonEvent("the event's data names no task, so whose it is cannot be checked")
-    try:
-        task_id = uuid.UUID(str(task["id"]))
-    except (TypeError, KeyError, ValueError) as exc:
-        raise PoisonEvent(f"data.task has no valid id: {exc!r}") from exc
-    await check_task_owner(uow, task_id, event.user_id)
-
-
 def _holds_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -80,7 +69,6 @@ async def queue_deliveries(event: InboundEvent, uow: UnitOfWork) -> list[uuid.UU
     sequence = payload.get("sequence")
     if sequence is not None and not (isinstance(sequence, str) and sequence.isascii() and sequence.isdigit()):
         raise PoisonEvent(f"the sequence extension must be a decimal integer, not {sequence!r}")
-    await _check_task_owner(event, uow)
     hooks = select(Webhook.id).where(
         Webhook.user_id == event.user_id, Webhook.event_types.contains([event.type])
     )
