@@ -1,10 +1,11 @@
 """Cold start: spawn to first successful request, create-task against a hello world, in the same run.
 
-Both are started exactly as in production (functions-framework --asgi, one process group each) and
-polled with a real request until the first success: for create-task an authenticated POST /api/tasks
-answered 201 by a real PostgreSQL, for the hello world a GET answered "ok". Then a breakdown of the
-function's cold path: its heaviest imports (-X importtime) and its cold-path phases (cold_probe.py),
-each measured in fresh interpreters.
+create-task is started exactly as its image starts it (`python -m todo_backend.serve`: settings
+checked, logging configured, then functions-framework --asgi), the hello world by functions-framework
+alone with the same arguments; one process group each. Both are polled with a real request until the
+first success: for create-task an authenticated POST /api/tasks answered 201 by a real PostgreSQL, for
+the hello world a GET answered "ok". Then a breakdown of the function's cold path: its heaviest imports
+(-X importtime) and its cold-path phases (cold_probe.py), each measured in fresh interpreters.
 
     python bench/cold_start.py [--quick]
 """
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,8 @@ import httpx
 import psutil
 
 from todo_backend.catalog import Function, by_name
-from todo_backend.devstack.runner import free_port, function_env, spawn_function
+from todo_backend.devstack.runner import HOST, FunctionProcess, free_port, function_env, spawn_function
+from todo_backend.serve import functions_framework_args
 
 GOAL = 1.5
 HELLO_WORLD = """import functions_framework.aio
@@ -47,13 +49,27 @@ IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)$")
 
 @dataclass(frozen=True)
 class ScratchFunction(Function):
-    """A function whose source lives outside functions/ (the hello world), spawned like any other."""
+    """A function whose source lives outside functions/ (the hello world), served by functions-framework
+    itself with the arguments the launcher gives it: the baseline has no launcher, no settings to check."""
 
     source_path: Path = Path()
 
     @property
     def source(self) -> Path:
         return self.source_path
+
+
+def spawn_bare(fn: ScratchFunction, port: int, env: Mapping[str, str]) -> FunctionProcess:
+    script = Path(sys.executable).with_name("functions-framework")
+    process = subprocess.Popen(
+        [str(script), *functions_framework_args(fn, port, source=str(fn.source), host=HOST)],
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a process group of its own, as spawn_function starts one
+    )
+    return FunctionProcess(fn, port, process)
 
 
 def main() -> None:
@@ -66,8 +82,9 @@ def main() -> None:
         hello_source = Path(tmp) / "main.py"
         hello_source.write_text(HELLO_WORLD)
         env = function_env(svc.database_url)
-        hello = ColdStart(ScratchFunction("hello", "hello world", source_path=hello_source), env, get_ok)
-        create = ColdStart(CREATE_TASK, env, post_task)
+        scratch = ScratchFunction("hello", "hello world", source_path=hello_source)
+        hello = ColdStart(lambda port: spawn_bare(scratch, port, env), get_ok)
+        create = ColdStart(lambda port: spawn_function(CREATE_TASK, port, env), post_task)
         hello.once(), create.once()  # not counted: fills the page cache and writes .pyc files
         times: dict[str, list[float]] = {"hello world": [], "create-task": []}
         cpu: dict[str, list[float]] = {"hello world": [], "create-task": []}
@@ -106,15 +123,17 @@ def main() -> None:
 
 
 class ColdStart:
-    def __init__(self, fn: Function, env: dict[str, str], request: Callable[[httpx.Client], None]) -> None:
-        self.fn, self.env, self.request = fn, env, request
+    def __init__(
+        self, spawn: Callable[[int], FunctionProcess], request: Callable[[httpx.Client], None]
+    ) -> None:
+        self.spawn, self.request = spawn, request
 
     def once(self) -> tuple[float, float]:
         """Seconds from spawning the process to its first successful answer, and the CPU seconds the
         process group used until then (less disturbed by other load on the machine); then it is stopped."""
         port = free_port()
         started = time.perf_counter()
-        process = spawn_function(self.fn, port, self.env)
+        process = self.spawn(port)
         try:
             # A fresh connection per attempt: before the port is bound, connecting is refused at once;
             # after, the request waits in the listen backlog until the worker serves it.
@@ -129,7 +148,7 @@ class ColdStart:
                         time.perf_counter() - started > FIRST_SUCCESS_TIMEOUT_SECONDS
                     ):
                         time.sleep(0.2)  # the output pump's last lines
-                        raise RuntimeError(f"{self.fn.name} never answered:\n" + "\n".join(process.output))
+                        raise RuntimeError(f"{process.fn.name} never answered:\n" + "\n".join(process.output))
                     time.sleep(POLL_INTERVAL_SECONDS)
         finally:
             process.stop()

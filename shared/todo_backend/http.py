@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from todo_backend import logs
 from todo_backend.auth import Unauthorized, authenticate
 from todo_backend.bootstrap import collecting_commits, publish_now
 from todo_backend.errors import DomainError, NotFound, Unprocessable
@@ -156,12 +157,16 @@ EventHandler = Callable[[CloudEvent], Awaitable[None]]
 
 def event_function(handler: EventHandler) -> EventHandler:
     """Wrap an event entry: a domain error becomes the status the dispatcher acts on (422 for a poison
-    event, dead-lettered; 503 to retry). Anything else is a 500, retried too."""
+    event, dead-lettered; 503 to retry). Anything else is a 500, retried too. What the entry logs
+    carries the event's id, type and subject."""
 
     @functools.wraps(handler)
     async def entry(event: CloudEvent) -> None:
         try:
-            await handler(event)
+            with logs.context(
+                ce_id=event.get("id"), ce_type=event.get("type"), ce_subject=event.get("subject")
+            ):
+                await handler(event)
         except DomainError as exc:
             raise HTTPException(exc.status, exc.detail) from exc
 
@@ -176,8 +181,11 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
     @functools.wraps(handler)
     async def entry(request: Request) -> Response:
         started = time.perf_counter()
-        async with collecting_commits() as rows:
-            response = await _respond(request)
+        # The id Knative's (or a client's) X-Request-Id gives, bounded: it is the client's to choose.
+        request_id = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex[:16]
+        with logs.context(request_id=request_id):
+            async with collecting_commits() as rows:
+                response = await _respond(request)
         # After the response is sent: the client never waits on the broker or the metrics.
         response.background = BackgroundTasks()
         if rows:

@@ -1,14 +1,18 @@
 """The functions' own Prometheus metrics, the contract of the dashboards and alerts in infra/monitoring.
 
-Nothing here runs at import: the registry and the exporter (a thread serving /metrics on METRICS_PORT,
-beside the function's own port) start with the first observation, after the first request's work.
-Knative's queue-proxy metrics cover what a pod that scaled to zero before a scrape could not report.
+Nothing here runs at import but reading when the process started: the registry and the exporter (a
+thread serving /metrics on METRICS_PORT, beside the function's own port) start with the first
+observation, after the first request's work. Knative's queue-proxy metrics cover what a pod that scaled
+to zero before a scrape could not report.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from todo_backend.settings import get_settings
@@ -19,6 +23,25 @@ log = logging.getLogger(__name__)
 # race to build the registry.
 _build_lock = threading.Lock()
 _built: dict[str, Any] = {}
+_first_response_seen = threading.Event()
+
+
+def _process_started() -> float:
+    """When this process started, on the time.monotonic() clock: from /proc/self/stat where there is one
+    (its start in clock ticks since boot), else now."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+    except OSError:
+        return time.monotonic()
+    # Fields are counted after the command, the last ")": it may hold spaces and parentheses itself.
+    started_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
+    since_boot = time.clock_gettime(time.CLOCK_BOOTTIME)  # the clock /proc counts that start on
+    return time.monotonic() - (since_boot - started_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+# Read at import, which is in gunicorn's master before it forks the worker: the worker's own start is its
+# fork, after the master imported the function's code, and a cold start counts that import too.
+_PROCESS_STARTED = _process_started()
 
 
 def _metrics() -> dict[str, Any]:
@@ -50,15 +73,25 @@ def _build() -> dict[str, Any]:
         ),
         "backlog": Gauge("todo_outbox_backlog", "Outbox rows not yet published"),
         "reminders": Counter("todo_reminders_sent_total", "Reminder events emitted"),
+        # Labelled, as the others are, and so absent until set: not a 0 from a function that never answers.
+        "cold_start": Gauge(
+            "todo_cold_start_seconds", "Seconds from process start to the first response", ["function"]
+        ),
     }
 
 
 async def observe_request(function: str, method: str, status: int, seconds: float) -> None:
     # A coroutine, so Starlette runs it on the event loop after the response, not in its thread pool
     # (where it would cost a thread hop per request).
+    answered = time.monotonic()  # before the first call builds the metrics: the client waits for none of it
     m = _metrics()
     m["requests"].labels(function, method, str(status)).inc()
     m["duration"].labels(function, method).observe(seconds)
+    if not _first_response_seen.is_set():
+        with _build_lock:  # concurrent first responses: the first one sets it, once per process
+            if not _first_response_seen.is_set():
+                m["cold_start"].labels(function).set(answered - _PROCESS_STARTED)
+                _first_response_seen.set()
 
 
 def observe_event(function: str, event_type: str, outcome: str) -> None:

@@ -3,7 +3,12 @@
 Settings are read and checked first, in the process that then serves (gunicorn's master, before it
 forks the worker): a missing DATABASE_URL, or outside local development a missing, short or local
 JWT_SECRET, stops the container at start instead of failing every request. The first request pays
-nothing more for it: it would read the same settings.
+nothing more for it: it would read the same settings. Logging is configured next, once (logs.py): the
+worker gunicorn forks inherits it.
+
+The local stack starts its functions the same way, with PORT, HOST (127.0.0.1) and FUNCTION_SOURCE (the
+checkout's functions/<folder>/main.py) in their environment; an image leaves HOST and FUNCTION_SOURCE
+unset, and serves functions/<folder>/main.py under /app on every interface.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import sys
 
 from pydantic import ValidationError
 
+from todo_backend import logs
 from todo_backend.catalog import FUNCTIONS, Function
 from todo_backend.settings import get_settings
 
@@ -44,12 +50,15 @@ def main(argv: list[str]) -> None:
         raise SystemExit("usage: python -m todo_backend.serve <function folder>")
     fn = function_in(argv[0])
     try:
-        get_settings()
+        settings = get_settings()
     except ValidationError as exc:
         raise SystemExit(f"{fn.name} refuses to start: {exc}") from exc
+    logs.configure(settings, fn.name)
     from functions_framework._cli import _cli
 
-    _cli.main(functions_framework_args(fn, os.environ.get("PORT", "8080")))
+    port = os.environ.get("PORT", "8080")
+    source, host = os.environ.get("FUNCTION_SOURCE"), os.environ.get("HOST")
+    _cli.main(functions_framework_args(fn, port, source=source, host=host))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
 
+    # Function processes' logs (logs.py): "json", one object per line, for the cluster's log pipeline;
+    # "text", readable lines, which the local stack sets.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
     # Scale-to-zero: a function instance serves a few concurrent requests, so a small pool per process.
     db_pool_size: int = 2
     db_max_overflow: int = 3

@@ -32,14 +32,10 @@ def _state(stack: RunningStack) -> dict[str, Any]:
 
 
 def _function_process(stack: RunningStack, name: str) -> psutil.Process:
-    """The functions-framework process serving `name` (its process group leader)."""
+    """The launcher process serving `name` (its process group leader), found by the PORT it was given."""
     port = _state(stack)["functions"][name].rsplit(":", 1)[1]
     runner = psutil.Process(_state(stack)["pid"])
-    [leader] = [
-        p
-        for p in runner.children()
-        if "--port" in p.cmdline() and p.cmdline()[p.cmdline().index("--port") + 1] == port
-    ]
+    [leader] = [p for p in runner.children() if p.environ().get("PORT") == port]
     return leader
 
 

@@ -22,6 +22,8 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -30,7 +32,14 @@ from starlette.routing import Route
 from todo_backend.catalog import FUNCTIONS, Function, by_name
 from todo_backend.devstack.gateway import METHODS, create_gateway
 from todo_backend.devstack.postgres import EmbeddedPostgres
-from todo_backend.devstack.runner import LocalEventing, decide_idempotence, free_port, wait_for_port
+from todo_backend.devstack.runner import (
+    LocalEventing,
+    decide_idempotence,
+    free_port,
+    function_env,
+    spawn_function,
+    wait_for_port,
+)
 from todo_backend.settings import Settings
 
 PROBLEM_JSON = "application/problem+json"
@@ -66,8 +75,8 @@ async def test_embedded_postgres_keeps_its_data_across_a_restart_after_a_crash(t
         await asyncio.to_thread(second.stop)
 
 
-def _gateway_client(upstreams: dict[str, str]) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=create_gateway(upstreams))
+def _gateway_client(upstreams: dict[str, str], metrics: dict[str, str] | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=create_gateway(upstreams, metrics=metrics))
     return httpx.AsyncClient(transport=transport, base_url="http://gateway")
 
 
@@ -363,6 +372,82 @@ async def test_a_request_waits_for_a_function_that_is_starting() -> None:
             server.close()
     assert created.status_code == 201
     assert len(received) == 1 and received[0].startswith(b"POST /api/tasks ")
+
+
+# --- the gateway's /metrics ----------------------------------------------------------------------------
+
+
+def _series(exposition: str, name: str) -> list[Sample]:
+    return [s for f in text_string_to_metric_families(exposition) for s in f.samples if s.name == name]
+
+
+def _samples(exposition: str, name: str) -> dict[str, float]:
+    """The values of the series `name`, by their function label."""
+    return {sample.labels["function"]: sample.value for sample in _series(exposition, name)}
+
+
+async def _metrics_once_up(gateway: httpx.AsyncClient, functions: list[str]) -> str:
+    """The gateway's /metrics once each of `functions` has been read: their exporters start just after
+    the first response they send, which the client may receive first."""
+    deadline = time.monotonic() + 10
+    while True:
+        page = await gateway.get("/metrics")
+        assert page.status_code == 200, page.text
+        up = _samples(page.text, "todo_gateway_scrape_up")
+        if all(up.get(name) == 1 for name in functions) or time.monotonic() > deadline:
+            return page.text
+        await asyncio.sleep(0.1)
+
+
+async def test_the_gateway_serves_every_function_process_metrics_by_function_and_reports_one_down() -> None:
+    running = ["create-task", "get-task"]
+    # Nothing in them connects to the database before a request is authenticated; these are not.
+    env = function_env("postgresql://unused@127.0.0.1:1/unused", "test")
+    spawned_at = time.monotonic()
+    processes = [spawn_function(by_name(name), free_port(), env, free_port()) for name in running]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(p.wait_ready) for p in processes))
+        ready_at = time.monotonic()
+        down = f"http://127.0.0.1:{free_port()}"  # list-tasks: nothing listens there, nor on its exporter
+        upstreams = {**{p.fn.name: p.url for p in processes}, "list-tasks": down}
+        exporters = {**{p.fn.name: p.metrics_url or "" for p in processes}, "list-tasks": down}
+        async with _gateway_client(upstreams, exporters) as gateway:
+            idle = await gateway.get("/metrics")
+            first = [
+                await gateway.post("/api/tasks", json={"title": "x"}),
+                await gateway.get(f"/api/tasks/{uuid.uuid4()}"),
+            ]
+            answered_at = time.monotonic()
+            after_first = await _metrics_once_up(gateway, running)
+            await gateway.post("/api/tasks", json={"title": "again"})
+            await asyncio.sleep(0.2)  # its observation runs after the response
+            after_second = (await gateway.get("/metrics")).text
+    finally:
+        for process in processes:
+            process.stop()
+
+    assert [r.status_code for r in first] == [401, 401]
+    # Before any request (no exporter runs until a first observation) as after: reported, not an error.
+    assert idle.status_code == 200 and idle.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert set(_samples(idle.text, "todo_gateway_scrape_up")) == {*running, "list-tasks"}
+
+    assert _samples(after_first, "todo_gateway_scrape_up") == {**dict.fromkeys(running, 1), "list-tasks": 0}
+    assert re.search(r"(?m)^# list-tasks: not scraped: nothing listens", after_first)
+    requests = {
+        (s.labels["function"], s.labels["method"], s.labels["status"]): s.value
+        for s in _series(after_first, "todo_http_requests_total")
+    }
+    assert requests == {("create-task", "POST", "401"): 1, ("get-task", "GET", "401"): 1}
+    # Each process's own series, under its own name: the runtime's too (a process collector sample).
+    assert set(_samples(after_first, "process_cpu_seconds_total")) == set(running)
+
+    cold = _samples(after_first, "todo_cold_start_seconds")
+    assert set(cold) == set(running)
+    for seconds in cold.values():
+        # From the process's start, which was before it listened (gunicorn's master imports the function
+        # first), not from the start of its forked worker; and no later than its first answer.
+        assert ready_at - spawned_at - 0.2 <= seconds <= answered_at - spawned_at + 0.1
+    assert _samples(after_second, "todo_cold_start_seconds") == cold  # observed once per process
 
 
 # --- the local eventing -------------------------------------------------------------------------------

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from http import HTTPStatus
+from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from todo_backend import catalog
@@ -59,13 +66,23 @@ KEEPALIVE_EXPIRY_SECONDS = 1.0
 # decoded path would let `..%2F` climb to another route, and httpx refuses control characters.
 UNSAFE_IN_PATH = re.compile(r"%(2f|5c|[01][0-9a-f]|7f)|[^\x21-\x7e]", re.IGNORECASE)
 DOT_SEGMENTS = frozenset({".", ".."})
+# How long /metrics waits for one function's exporter: a slow one is reported, not waited for.
+SCRAPE_TIMEOUT_SECONDS = 2.0
 
+# Swagger UI's files, served from the copy of swagger-ui-dist that swagger-ui-py ships (the dev extra),
+# so /docs works offline. validatorUrl null: the badge would send the document to validator.swagger.io.
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+}
 DOCS_HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>todo API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
 </head><body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", validatorUrl: null});</script>
 </body></html>
 """
 
@@ -79,10 +96,14 @@ def create_gateway(
     upstreams: dict[str, str],
     also_down: Callable[[], list[str]] = list,
     start_wait_seconds: float = START_WAIT_SECONDS,
+    metrics: Mapping[str, str] | None = None,
 ) -> Starlette:
     """Route /api/... by the catalog, /_fn/<name>/... straight to one function; `upstreams` maps
     function names to base URLs such as http://127.0.0.1:9101. `also_down` names the other parts of
-    the stack that are down (the local eventing), for /healthz."""
+    the stack that are down (the local eventing), for /healthz. `metrics` maps function names to the
+    base URLs of their exporters (http://127.0.0.1:9464), which /metrics reads together."""
+    exporters = dict(metrics or {})
+    assets = _docs_assets()
     # One client for every request, so connections to the functions are pooled.
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(60.0, connect=5.0),
@@ -130,6 +151,20 @@ def create_gateway(
     async def docs(request: Request) -> Response:
         return HTMLResponse(DOCS_HTML)
 
+    async def docs_asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in DOCS_ASSETS:
+            return problem(404, f"no docs asset named {name!r}")
+        if assets is None:
+            return problem(503, "Swagger UI's files are not installed: pip install -e '.[dev]'")
+        return FileResponse(assets / name, media_type=DOCS_ASSETS[name])
+
+    async def metrics_page(request: Request) -> Response:
+        names = list(exporters)
+        scraped = await asyncio.gather(*(_scrape(client, exporters[name]) for name in names))
+        body = _exposition(dict(zip(names, scraped, strict=True)))
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         detail = f"{request.method} {request.url.path}: {exc.detail}"
@@ -144,10 +179,77 @@ def create_gateway(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        Route("/docs/assets/{name}", docs_asset, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Route("/_fn/{name}/{rest:path}", direct, methods=METHODS),
         Route("/api/{rest:path}", api, methods=METHODS),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+
+
+def _docs_assets() -> Path | None:
+    """swagger-ui-py's copy of swagger-ui-dist, found without importing the package (its framework
+    adapters import Jinja2 and PyYAML); None when it is not installed."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+async def _scrape(client: httpx.AsyncClient, base_url: str) -> list[Metric] | str:
+    """The metric families the exporter at `base_url` serves, or why they could not be read."""
+    try:
+        async with asyncio.timeout(SCRAPE_TIMEOUT_SECONDS):
+            response = await client.get(base_url + "/metrics")
+        response.raise_for_status()
+        return list(text_string_to_metric_families(response.text))
+    except httpx.ConnectError as err:
+        # A function's exporter starts with its first observation (metrics.py), so an idle one has none.
+        return f"nothing listens at {base_url} (down, or it has served no request yet): {err!r}"
+    except (httpx.HTTPError, TimeoutError, ValueError) as err:
+        return f"{base_url}: {err!r}"
+
+
+class _Scraped(Collector):
+    """Families read from the functions, for prometheus_client to write out."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def _exposition(scraped: Mapping[str, list[Metric] | str]) -> bytes:
+    """Every function's metrics in one text exposition, each series labelled with its function as a
+    Prometheus scrape labels it with its target; one that could not be read is a comment line and a 0 in
+    todo_gateway_scrape_up. Families of one name are merged: the format allows each only once."""
+    families: dict[str, Metric] = {}
+    up = GaugeMetricFamily(
+        "todo_gateway_scrape_up", "1 if the gateway read the function's metrics, else 0", labels=["function"]
+    )
+    comments = []
+    for function, result in scraped.items():
+        up.add_metric([function], 0 if isinstance(result, str) else 1)
+        if isinstance(result, str):
+            comments.append(f"# {function}: not scraped: {' '.join(result.split())}\n")
+            continue
+        for family in result:
+            merged = families.setdefault(
+                family.name, Metric(family.name, family.documentation, family.type, family.unit)
+            )
+            merged.samples += [_labelled(sample, function) for sample in family.samples]
+    return "".join(comments).encode() + generate_latest(_Scraped([*families.values(), up]))
+
+
+def _labelled(sample: Sample, function: str) -> Sample:
+    """`sample` labelled with the function it came from. A `function` label of its own that says
+    otherwise is kept as `exported_function`, as Prometheus keeps a scraped label clashing with a target's."""
+    labels = dict(sample.labels)
+    own = labels.pop("function", function)
+    if own != function:
+        labels["exported_function"] = own
+    return sample._replace(labels={**labels, "function": function})
 
 
 def _raw_path(request: Request) -> str | Response:

@@ -1,4 +1,4 @@
-"""`make run`: PostgreSQL, migrations, one functions-framework process per function, and the gateway.
+"""`make run`: PostgreSQL, migrations, one function process per function, and the gateway.
 
 The pieces are reusable: tests start single functions with `spawn_function`, and the e2e tests start
 the whole stack with `local_stack` (or `todo run`). A running `todo run` describes itself in
@@ -28,13 +28,13 @@ from types import FrameType
 from pydantic import TypeAdapter
 
 from todo_backend.catalog import FUNCTIONS, Function, source_checkout
-from todo_backend.serve import functions_framework_args
 from todo_backend.settings import LOCAL_JWT_SECRET, Settings
 
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 FIRST_FUNCTION_PORT = 9100
+FIRST_METRICS_PORT = 9464  # the cluster's METRICS_PORT, then up: one exporter per function process
 LOCAL_BROKER_PORT = 19092  # the embedded broker's first choice; `todo events` reads the one in use
 LOCAL_DATA_DIR = source_checkout() / ".data" / "postgres"
 STATE_FILE = "stack.json"
@@ -87,13 +87,18 @@ class FunctionProcess:
     fn: Function
     port: int
     process: subprocess.Popen[str]
-    # The last lines it printed, for the error when it dies; all of them are logged as they come.
+    metrics_port: int | None = None  # its METRICS_PORT: the exporter starts with its first observation
+    # The last lines it printed, for the error when it dies; all of them pass through to ours as they come.
     output: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_LINES_KEPT))
     started_at: float = field(default_factory=time.monotonic)
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_port is None else f"http://{HOST}:{self.metrics_port}"
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         try:
@@ -137,6 +142,7 @@ def function_env(
         "DATABASE_URL": database_url,
         "TODO_ENV": todo_env,
         "JWT_SECRET": os.environ.get("JWT_SECRET") or LOCAL_JWT_SECRET,
+        "LOG_FORMAT": "text",  # their lines pass through into the runner's own, read by a person
     }
     if kafka:
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
@@ -189,12 +195,24 @@ async def _grants_idempotence(bootstrap_servers: str) -> bool:
     return True
 
 
-def spawn_function(fn: Function, port: int, env: Mapping[str, str]) -> FunctionProcess:
-    """Start `fn` under functions-framework on 127.0.0.1:`port`; call `wait_ready` before using it."""
-    command = [*_functions_framework(), *functions_framework_args(fn, port, source=str(fn.source), host=HOST)]
+def spawn_function(
+    fn: Function, port: int, env: Mapping[str, str], metrics_port: int | None = None
+) -> FunctionProcess:
+    """Start `fn` on 127.0.0.1:`port` through its image's launcher (todo_backend.serve: settings checked,
+    logging configured, then functions-framework), from the checkout; call `wait_ready` before using it.
+    `metrics_port` is its METRICS_PORT, if it is to export metrics."""
+    if metrics_port is not None:
+        env = {**env, "METRICS_PORT": str(metrics_port)}
     process = subprocess.Popen(
-        command,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        [sys.executable, "-m", "todo_backend.serve", fn.folder],
+        env={
+            **os.environ,
+            **env,
+            "PORT": str(port),
+            "HOST": HOST,
+            "FUNCTION_SOURCE": str(fn.source),
+            "PYTHONUNBUFFERED": "1",
+        },
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -203,23 +221,26 @@ def spawn_function(fn: Function, port: int, env: Mapping[str, str]) -> FunctionP
         # and terminate() can signal gunicorn's worker along with its master.
         start_new_session=True,
     )
-    spawned = FunctionProcess(fn, port, process)
+    spawned = FunctionProcess(fn, port, process, metrics_port)
     threading.Thread(target=_pump, args=(spawned,), name=f"output-{fn.name}", daemon=True).start()
     return spawned
 
 
-def _functions_framework() -> list[str]:
-    script = Path(sys.executable).with_name("functions-framework")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "functions_framework"]
+_output_lock = threading.Lock()  # one function's line never splits another's
 
 
 def _pump(spawned: FunctionProcess) -> None:
-    """Log the function's output under its name, keeping the tail for error messages."""
-    out = logging.getLogger(spawned.fn.name)
+    """Pass the function's output through to the runner's own (stderr, where its logging goes) as it
+    comes, keeping the tail for error messages. Its lines are formatted already, each with its function
+    and level (logs.py): logged again, a traceback's ERROR would read as the runner's INFO."""
     assert spawned.process.stdout is not None
     for line in spawned.process.stdout:
         spawned.output.append(line.rstrip("\n"))
-        out.info("%s", line.rstrip("\n"))
+        with _output_lock, contextlib.suppress(ValueError, OSError):
+            # Suppressed: a closed stream (pytest's capture, once it ends) must not stop the draining,
+            # or the function would block on a full pipe.
+            sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 @dataclass
@@ -232,6 +253,11 @@ class Stack:
     @property
     def upstreams(self) -> dict[str, str]:
         return {p.fn.name: p.url for p in self.functions}
+
+    @property
+    def metrics(self) -> dict[str, str]:
+        """Where each function exports its metrics, for the gateway's /metrics."""
+        return {p.fn.name: p.metrics_url for p in self.functions if p.metrics_url}
 
     def down(self) -> list[str]:
         """The parts of the stack beside the functions that are not running (the gateway probes those)."""
@@ -250,7 +276,7 @@ class Stack:
     def describe(self, gateway_url: str) -> str:
         """What runs where, for the person who typed `make run`."""
         rows = [
-            ("gateway", gateway_url, "/api/..., /docs, /openapi.json, /healthz, /_fn/<name>/..."),
+            ("gateway", gateway_url, "/api/..., /docs, /openapi.json, /healthz, /metrics, /_fn/<name>/..."),
             ("database", self.database_url, ""),
             ("broker", self.kafka_bootstrap_servers, "topics: `make events` tails them"),
         ]
@@ -302,11 +328,13 @@ def local_stack(
         )
         functions: list[FunctionProcess] = []
         cleanup.callback(_uninterruptible(_stop_all), functions)
-        port = FIRST_FUNCTION_PORT - 1
+        port, metrics_port = FIRST_FUNCTION_PORT - 1, FIRST_METRICS_PORT - 1
         for fn in FUNCTIONS:
-            # From the last one up: the previous function has not bound its port yet.
+            # From the last one up: the previous function has not bound its port yet (nor its metrics
+            # port: that waits for its first observation).
             port = free_port(port + 1)
-            functions.append(spawn_function(fn, port, env))
+            metrics_port = free_port(metrics_port + 1)
+            functions.append(spawn_function(fn, port, env, metrics_port))
         for process in functions:
             process.wait_ready()
         supervisor = Supervisor(functions, env)
@@ -367,7 +395,7 @@ class Supervisor:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                replacement = spawn_function(exited.fn, exited.port, self.env)
+                replacement = spawn_function(exited.fn, exited.port, self.env, exited.metrics_port)
                 self.functions[index] = replacement
             try:
                 replacement.wait_ready()
@@ -487,7 +515,8 @@ def run(port: int = 8080) -> None:
         ) as stack:
             gateway_url = f"http://{HOST}:{port}"
             logger.info("the local stack:\n%s", stack.describe(gateway_url))
-            config = uvicorn.Config(create_gateway(stack.upstreams, stack.down), HOST, port, log_config=None)
+            gateway = create_gateway(stack.upstreams, stack.down, metrics=stack.metrics)
+            config = uvicorn.Config(gateway, HOST, port, log_config=None)
             with _state_file(root / STATE_FILE, stack.state(gateway_url)):
                 # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises them once it has stopped.
                 uvicorn.Server(config).run()
