@@ -36,6 +36,8 @@ if [ -n "${GHCR_PULL_TOKEN:-}" ]; then
     -p '{"imagePullSecrets":[{"name":"ghcr-pull"}]}'
 fi
 apply_dirs knative/config
+# The identity the deploy workflow uses (docs/deploy.md, CI access).
+apply_dirs knative/serviceaccounts knative/roles knative/rolebindings
 "$ROOT/infra/create-topics.sh"
 
 log "eventing: dead-letter sinks and the broker"

@@ -10,6 +10,11 @@ name="$1" owner="$2" tag="$3"
 
 log "deploying $name ($tag)"
 manifests render "$ROOT/knative/services/$name.yaml" --owner "$owner" --tag "$tag" | kubectl apply -f -
+# Ready of this spec, not the one before: right after the apply, the status may still be the previous
+# generation's, Ready with the old revision, and the health check would test that one.
+generation="$(kubectl get "ksvc/$name" -n "$NAMESPACE" -o jsonpath='{.metadata.generation}')"
+kubectl wait "ksvc/$name" -n "$NAMESPACE" --for=jsonpath='{.status.observedGeneration}'="$generation" \
+  --timeout=60s
 kubectl wait "ksvc/$name" -n "$NAMESPACE" --for=condition=Ready --timeout=300s
 
 read -r method path status < <(manifests probe "$name")

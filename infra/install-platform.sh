@@ -7,45 +7,57 @@ set -euo pipefail
 # shellcheck source=infra/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-KNATIVE_VERSION="${KNATIVE_VERSION:-1.21.0}"      # serving, eventing, net-kourier, eventing-kafka-broker
-ENVOY_GATEWAY_VERSION="${ENVOY_GATEWAY_VERSION:-v1.5.0}"
-DAPR_VERSION="${DAPR_VERSION:-1.16.0}"
-REDPANDA_CHART_VERSION="${REDPANDA_CHART_VERSION:-25.1.1}"
-KUBE_PROMETHEUS_STACK_VERSION="${KUBE_PROMETHEUS_STACK_VERSION:-77.0.0}"
+# shellcheck source=infra/versions.sh
+source "$ROOT/infra/versions.sh"
 
 need kubectl
 need helm
+need curl
 
-release() { printf 'https://github.com/%s/releases/download/knative-v%s/%s' "$1" "$KNATIVE_VERSION" "$2"; }
+# A release artifact of a Knative repository: release OWNER/REPO VERSION FILE
+release() { printf 'https://github.com/%s/releases/download/knative-v%s/%s' "$1" "$2" "$3"; }
 wait_deployments() { kubectl wait deployment --all -n "$1" --for=condition=Available --timeout=600s; }
 
-log "Knative Serving $KNATIVE_VERSION"
-kubectl apply -f "$(release knative/serving serving-crds.yaml)"
-kubectl apply -f "$(release knative/serving serving-core.yaml)"
-kubectl apply -f "$(release knative-extensions/net-kourier kourier.yaml)"
+# Knative's controllers refuse an older API server: say so before installing anything.
+server_minor="$(kubectl version -o json | python3 -c \
+  'import json, sys; print(json.load(sys.stdin)["serverVersion"]["minor"].rstrip("+"))')"
+[ "$server_minor" -ge "${KUBERNETES_VERSION#1.}" ] \
+  || die "Kubernetes 1.$server_minor is older than $KUBERNETES_VERSION (infra/versions.sh)"
+
+log "Knative Serving $KNATIVE_SERVING_VERSION"
+kubectl apply -f "$(release knative/serving "$KNATIVE_SERVING_VERSION" serving-crds.yaml)"
+kubectl apply -f "$(release knative/serving "$KNATIVE_SERVING_VERSION" serving-core.yaml)"
+# Serving's webhook validates its ConfigMaps (config.webhook.serving.knative.dev, failurePolicy: Fail):
+# a patch before it answers is refused.
+wait_deployments knative-serving
+# Kourier is only the cluster-local ingress; the public edge is Envoy Gateway's Gateway. Its Service is
+# made ClusterIP before it is applied, so no run, first or again, exposes it as a LoadBalancer.
+kourier="$(mktemp -d)"
+trap 'rm -rf "$kourier"' EXIT
+curl -fsSL -o "$kourier/kourier.yaml" \
+  "$(release knative-extensions/net-kourier "$KOURIER_VERSION" kourier.yaml)"
+cp "$ROOT/infra/kourier/kustomization.yaml" "$kourier/"
+kubectl apply -k "$kourier"
 kubectl patch configmap/config-network -n knative-serving --type merge \
   -p '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'
-# Kourier is only the cluster-local ingress; the public edge is Envoy Gateway's Gateway.
-kubectl patch service/kourier -n kourier-system --type merge -p '{"spec":{"type":"ClusterIP"}}'
 # Pods get RuntimeDefault seccomp and no privilege escalation unless a Service says otherwise.
 kubectl patch configmap/config-features -n knative-serving --type merge \
   -p '{"data":{"secure-pod-defaults":"enabled"}}'
 # Prometheus scrapes the control plane and the queue-proxies (infra/monitoring).
 kubectl patch configmap/config-observability -n knative-serving --type merge \
   -p '{"data":{"metrics-protocol":"prometheus","request-metrics-protocol":"prometheus"}}'
-wait_deployments knative-serving
 wait_deployments kourier-system
 
-log "Knative Eventing $KNATIVE_VERSION with the Kafka broker, source and sink"
-kubectl apply -f "$(release knative/eventing eventing-crds.yaml)"
-kubectl apply -f "$(release knative/eventing eventing-core.yaml)"
+log "Knative Eventing $KNATIVE_EVENTING_VERSION with the Kafka broker, source and sink $KNATIVE_KAFKA_VERSION"
+kubectl apply -f "$(release knative/eventing "$KNATIVE_EVENTING_VERSION" eventing-crds.yaml)"
+kubectl apply -f "$(release knative/eventing "$KNATIVE_EVENTING_VERSION" eventing-core.yaml)"
+wait_deployments knative-eventing
 for artifact in eventing-kafka-controller.yaml eventing-kafka-broker.yaml eventing-kafka-source.yaml \
   eventing-kafka-sink.yaml; do
-  kubectl apply -f "$(release knative-extensions/eventing-kafka-broker "$artifact")"
+  kubectl apply -f "$(release knative-extensions/eventing-kafka-broker "$KNATIVE_KAFKA_VERSION" "$artifact")"
 done
-# Triggers filter with `filters` (any of several types), the CloudEvents Subscriptions API dialect.
-kubectl patch configmap/config-features -n knative-eventing --type merge \
-  -p '{"data":{"new-trigger-filters":"enabled"}}'
+# Triggers filter with `filters` (the CloudEvents Subscriptions API dialect), always on since Eventing
+# 1.15: the new-trigger-filters flag is gone.
 wait_deployments knative-eventing
 
 log "Envoy Gateway $ENVOY_GATEWAY_VERSION (installs the Gateway API CRDs)"

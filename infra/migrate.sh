@@ -15,8 +15,18 @@ job="$(manifests "${render[@]}")"
 log "running migrations (image tag $tag)"
 kubectl delete job migrate -n "$NAMESPACE" --ignore-not-found --wait=true
 printf '%s\n' "$job" | kubectl apply -f -
-if ! kubectl wait job/migrate -n "$NAMESPACE" --for=condition=complete --timeout=600s; then
+# Complete or Failed, whichever comes first: `kubectl wait --for=condition=complete` alone would sit out
+# its whole timeout on a Job that failed (backoffLimit 2, activeDeadlineSeconds 600).
+deadline=$((SECONDS + 660))
+state=""
+until [[ "$state" =~ (^| )(Complete|Failed)( |$) ]]; do
+  [ "$SECONDS" -lt "$deadline" ] || { state="timed out"; break; }
+  sleep 3
+  state="$(kubectl get job migrate -n "$NAMESPACE" \
+    -o jsonpath='{.status.conditions[?(@.status=="True")].type}')"
+done
+if [[ ! "$state" =~ (^| )Complete( |$) ]]; then
   kubectl logs job/migrate -n "$NAMESPACE" --all-containers --tail=200 || true
-  die "migrations failed"
+  die "migrations failed ($state)"
 fi
 kubectl logs job/migrate -n "$NAMESPACE" --tail=50 || true

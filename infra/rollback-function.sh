@@ -11,4 +11,12 @@ kubectl get revision "$revision" -n "$NAMESPACE" >/dev/null || die "no revision 
 log "pinning $name to revision $revision"
 kubectl patch ksvc "$name" -n "$NAMESPACE" --type merge \
   -p "{\"spec\":{\"traffic\":[{\"revisionName\":\"${revision}\",\"percent\":100}]}}"
-kubectl wait "ksvc/$name" -n "$NAMESPACE" --for=condition=Ready --timeout=180s
+# Not Ready: while the newest revision is broken the Service's Ready stays False (ConfigurationsReady),
+# pinned or not. What the pin must achieve is a ready route, for this generation, sending everything
+# to the pinned revision.
+generation="$(kubectl get "ksvc/$name" -n "$NAMESPACE" -o jsonpath='{.metadata.generation}')"
+kubectl wait "ksvc/$name" -n "$NAMESPACE" --for=jsonpath='{.status.observedGeneration}'="$generation" \
+  --timeout=60s
+kubectl wait "ksvc/$name" -n "$NAMESPACE" --for=condition=RoutesReady --timeout=180s
+kubectl wait "ksvc/$name" -n "$NAMESPACE" --for=jsonpath='{.status.traffic[0].revisionName}'="$revision" \
+  --timeout=60s

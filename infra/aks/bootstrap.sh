@@ -5,6 +5,8 @@
 set -euo pipefail
 # shellcheck source=infra/lib.sh
 source "$(dirname "$0")/../lib.sh"
+# shellcheck source=infra/versions.sh
+source "$ROOT/infra/versions.sh"
 CLUSTER_NAME="${CLUSTER_NAME:-todo}"
 RESOURCE_GROUP="${RESOURCE_GROUP:-todo}"
 LOCATION="${LOCATION:-westeurope}"
@@ -19,6 +21,7 @@ else
   log "creating cluster $CLUSTER_NAME in $LOCATION ($NODE_COUNT x $NODE_VM_SIZE)"
   az aks create --resource-group "$RESOURCE_GROUP" --name "$CLUSTER_NAME" --location "$LOCATION" \
     --node-count "$NODE_COUNT" --node-vm-size "$NODE_VM_SIZE" --generate-ssh-keys \
+    --kubernetes-version "$KUBERNETES_VERSION" \
     --enable-oidc-issuer --enable-workload-identity --output none
 fi
 az aks get-credentials --resource-group "$RESOURCE_GROUP" --name "$CLUSTER_NAME" --overwrite-existing

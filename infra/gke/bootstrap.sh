@@ -5,6 +5,8 @@
 set -euo pipefail
 # shellcheck source=infra/lib.sh
 source "$(dirname "$0")/../lib.sh"
+# shellcheck source=infra/versions.sh
+source "$ROOT/infra/versions.sh"
 CLUSTER_NAME="${CLUSTER_NAME:-todo}"
 REGION="${REGION:-europe-west1}"
 MACHINE_TYPE="${MACHINE_TYPE:-e2-standard-4}"
@@ -20,6 +22,7 @@ else
   log "creating cluster $CLUSTER_NAME in $REGION"
   gcloud container clusters create "$CLUSTER_NAME" --project "$PROJECT" --region "$REGION" \
     --machine-type "$MACHINE_TYPE" --num-nodes "$NODES_PER_ZONE" --release-channel regular \
+    --cluster-version "$KUBERNETES_VERSION" \
     --workload-pool "${PROJECT}.svc.id.goog"
 fi
 gcloud container clusters get-credentials "$CLUSTER_NAME" --region "$REGION" --project "$PROJECT"

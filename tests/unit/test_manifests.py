@@ -150,6 +150,13 @@ def test_each_event_consumer_gets_one_ordered_trigger_per_topic_covering_all_its
             assert delivery["deadLetterSink"]["ref"]["kind"] == "KafkaSink"
 
 
+def test_the_docs_state_the_retry_policy_the_triggers_use() -> None:
+    texts = [(REPO_ROOT / p).read_text() for p in ("docs/deploy.md", "docs/runbook.md", "README.md")]
+    stated = [m for text in texts for m in re.findall(r"(\d+) retries, exponential from ([\d.]+) s", text)]
+    assert len(stated) >= 2
+    assert set(stated) == {(str(DELIVERY.retries), f"{DELIVERY.backoff_seconds:g}")}
+
+
 def test_every_topic_flows_through_an_ordered_kafka_source_into_the_kafka_broker_and_has_a_dlq() -> None:
     settings = Settings.model_construct()
     (broker,) = _of_kind("Broker").values()
@@ -317,11 +324,3 @@ def test_turning_reminder_email_on_gives_the_email_senders_a_dapr_sidecar_and_th
 def test_the_email_senders_are_catalog_functions() -> None:
     assert set(dapr.EMAIL_SENDERS) <= {fn.name for fn in FUNCTIONS}
     assert set(dapr.PUBSUB_CONSUMERS) <= {fn.name for fn in FUNCTIONS}
-
-
-def test_functions_export_metrics_where_the_pod_monitor_scrapes() -> None:
-    data = GENERATED["knative/config/todo-config.yaml"]["data"]
-    assert data["METRICS_PORT"] == str(knative.METRICS_PORT)
-    monitor = yaml.safe_load((REPO_ROOT / "infra/monitoring/podmonitors/todo-functions.yaml").read_text())
-    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-    assert (endpoint["portNumber"], endpoint["path"]) == (knative.METRICS_PORT, "/metrics")

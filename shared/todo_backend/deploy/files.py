@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from todo_backend.catalog import FUNCTIONS
-from todo_backend.deploy import eventing, gateway, knative
+from todo_backend.deploy import eventing, gateway, knative, rbac
 from todo_backend.deploy.cluster import CONFIG_MAP, NAMESPACE
 from todo_backend.deploy.dapr import dapr_components
 from todo_backend.deploy.yaml import to_yaml
@@ -26,6 +26,9 @@ def resources() -> dict[str, dict[str, Any]]:
         f"knative/config/{CONFIG_MAP}.yaml": knative.config_map(),
         f"knative/config/{eventing.BROKER_CONFIG}.yaml": eventing.broker_config_map(),
         "knative/jobs/migrate.yaml": knative.migration_job(),
+        f"knative/serviceaccounts/{rbac.DEPLOYER}.yaml": rbac.service_account(),
+        f"knative/roles/{rbac.DEPLOYER}.yaml": rbac.role(),
+        f"knative/rolebindings/{rbac.DEPLOYER}.yaml": rbac.role_binding(),
         f"knative/brokers/{eventing.BROKER}.yaml": eventing.broker(),
         f"knative/ingress/gateways/{gateway.INGRESS_GATEWAY}.yaml": gateway.gateway(),
     }
