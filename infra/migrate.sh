@@ -18,12 +18,12 @@ printf '%s\n' "$job" | kubectl apply -f -
 # Complete or Failed, whichever comes first: `kubectl wait --for=condition=complete` alone would sit out
 # its whole timeout on a Job that failed (backoffLimit 2, activeDeadlineSeconds 600).
 deadline=$((SECONDS + 660))
-state=""
-until [[ "$state" =~ (^| )(Complete|Failed)( |$) ]]; do
-  [ "$SECONDS" -lt "$deadline" ] || { state="timed out"; break; }
-  sleep 3
+while :; do
   state="$(kubectl get job migrate -n "$NAMESPACE" \
     -o jsonpath='{.status.conditions[?(@.status=="True")].type}')"
+  [[ "$state" =~ (^| )(Complete|Failed)( |$) ]] && break
+  [ "$SECONDS" -lt "$deadline" ] || { state="timed out"; break; }
+  sleep 3
 done
 if [[ ! "$state" =~ (^| )Complete( |$) ]]; then
   kubectl logs job/migrate -n "$NAMESPACE" --all-containers --tail=200 || true

@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from todo_backend.bootstrap import collecting_commits, unit_of_work
-from todo_backend.http import json_response
+from todo_backend.http import cron_function, json_response
 from todo_backend.reminders import CheckDueTasks
 from todo_backend.reminders import check_due_tasks as tick
 from todo_backend.settings import get_settings
 
 
 @functions_framework.aio.http
+@cron_function
 async def check_due_tasks(request: Request) -> Response:
     cmd = CheckDueTasks(batch_size=get_settings().reminder_batch_size)
     # Each batch published as it commits: a tick runs for up to 20 s, longer than the relay's grace.

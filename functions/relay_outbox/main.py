@@ -8,13 +8,14 @@ from starlette.responses import Response
 
 from todo_backend.bootstrap import get_publisher
 from todo_backend.db import get_sessionmaker
-from todo_backend.http import json_response
+from todo_backend.http import cron_function, json_response
 from todo_backend.metrics import set_outbox_backlog
 from todo_backend.relay import relay_outbox as tick
 from todo_backend.settings import get_settings
 
 
 @functions_framework.aio.http
+@cron_function
 async def relay_outbox(request: Request) -> Response:
     publisher = get_publisher()
     if publisher is None:

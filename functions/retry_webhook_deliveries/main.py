@@ -10,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from todo_backend.db import get_sessionmaker
-from todo_backend.http import json_response
+from todo_backend.http import cron_function, json_response
 from todo_backend.webhooks.delivery import retry_due as tick
 
 
 @functions_framework.aio.http
+@cron_function
 async def retry_webhook_deliveries(request: Request) -> Response:
     return json_response(asdict(await tick(get_sessionmaker())))

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
+from todo_backend import tracing
 from todo_backend.errors import PoisonEvent
 from todo_backend.models import (
     RecurringTask,
@@ -136,6 +137,7 @@ def _data(event: Event) -> tuple[str, str, dict[str, Any]]:
 def to_outbox_row(event: Event, source: str) -> TaskEvent:
     """The outbox row (a CloudEvent, stored) for `event`, emitted by the function named `source`."""
     subject, user_id, data = _data(event)
+    trace = tracing.current()
     return TaskEvent(
         type=CLOUDEVENT_TYPES[type(event)],
         source=f"/functions/{source}",
@@ -144,6 +146,8 @@ def to_outbox_row(event: Event, source: str) -> TaskEvent:
         user_id=user_id,
         data=data,
         time=utcnow(),
+        traceparent=trace and trace.traceparent,
+        tracestate=trace and trace.tracestate,
     )
 
 
@@ -237,5 +241,8 @@ def to_cloudevent_json(row: TaskEvent) -> dict[str, Any]:
         # The outbox position, a decimal string (binary mode carries every attribute as one): it grows
         # with commit order, so whoever gets a subject's events out of order can tell which is newer.
         "sequence": str(row.sequence),
+        # The CloudEvents distributed-tracing extension, when the change was made in a traced span.
+        **({"traceparent": row.traceparent} if row.traceparent else {}),
+        **({"tracestate": row.tracestate} if row.tracestate else {}),
         "data": row.data,
     }

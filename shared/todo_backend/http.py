@@ -19,11 +19,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from todo_backend import logs
+from todo_backend import logs, tracing
 from todo_backend.auth import Unauthorized, authenticate
 from todo_backend.bootstrap import collecting_commits, publish_now
 from todo_backend.errors import DomainError, NotFound, Unprocessable
-from todo_backend.metrics import observe_request
+from todo_backend.metrics import answered_first, observe_request
 from todo_backend.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -157,18 +157,51 @@ EventHandler = Callable[[CloudEvent], Awaitable[None]]
 
 def event_function(handler: EventHandler) -> EventHandler:
     """Wrap an event entry: a domain error becomes the status the dispatcher acts on (422 for a poison
-    event, dead-lettered; 503 to retry). Anything else is a 500, retried too. What the entry logs
-    carries the event's id, type and subject."""
+    event, dead-lettered; 503 to retry). Anything else is a 500, retried too. It runs in a span that
+    continues the event's trace, and what it logs carries the event's id, type and subject."""
+
+    name = handler.__name__.replace("_", "-")
 
     @functools.wraps(handler)
     async def entry(event: CloudEvent) -> None:
+        parent = tracing.parse(event.get("traceparent"), event.get("tracestate"))
         try:
-            with logs.context(
-                ce_id=event.get("id"), ce_type=event.get("type"), ce_subject=event.get("subject")
+            with (
+                tracing.span(name, parent, kind="CONSUMER"),
+                logs.context(
+                    ce_id=event.get("id"), ce_type=event.get("type"), ce_subject=event.get("subject")
+                ),
             ):
                 await handler(event)
         except DomainError as exc:
             raise HTTPException(exc.status, exc.detail) from exc
+
+    return entry
+
+
+def _request_id(request: Request) -> str:
+    # The id Knative's (or a client's) X-Request-Id gives, bounded: it is the client's to choose.
+    return request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex[:16]
+
+
+def _parent(request: Request) -> tracing.TraceContext | None:
+    return tracing.parse(request.headers.get("traceparent"), request.headers.get("tracestate"))
+
+
+def cron_function(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a cron entry (a tick PingSource calls): a span under the call's trace context, if it has
+    one, and the request id in what it logs, so the rows a tick writes carry its trace."""
+
+    name = handler.__name__.replace("_", "-")
+
+    @functools.wraps(handler)
+    async def entry(request: Request) -> Response:
+        with tracing.span(name, _parent(request)), logs.context(request_id=_request_id(request)):
+            response = await handler(request)
+        answered_first(name)
+        return response
 
     return entry
 
@@ -181,9 +214,10 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
     @functools.wraps(handler)
     async def entry(request: Request) -> Response:
         started = time.perf_counter()
-        # The id Knative's (or a client's) X-Request-Id gives, bounded: it is the client's to choose.
-        request_id = request.headers.get("x-request-id", "")[:128] or uuid.uuid4().hex[:16]
-        with logs.context(request_id=request_id):
+        with (
+            tracing.span(f"{request.method} {name}", _parent(request)),
+            logs.context(request_id=_request_id(request)),
+        ):
             async with collecting_commits() as rows:
                 response = await _respond(request)
         # After the response is sent: the client never waits on the broker or the metrics.

@@ -3,8 +3,7 @@ the cluster, readable lines locally, each carrying the function's name and what 
 
 What it is handling is the log context: fields a request or an inbound event sets around its handling,
 added to every line logged meanwhile. `request_id` is set per HTTP request, the `ce_*` fields per
-inbound CloudEvent (both in http.py). `trace_id` is a slot kept for the W3C traceparent's
-trace id: nothing binds it yet; once something does, every line carries it.
+inbound CloudEvent (both in http.py), `trace_id` by the span each of them runs in (tracing.py).
 """
 
 from __future__ import annotations

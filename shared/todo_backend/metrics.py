@@ -87,15 +87,26 @@ async def observe_request(function: str, method: str, status: int, seconds: floa
     m = _metrics()
     m["requests"].labels(function, method, str(status)).inc()
     m["duration"].labels(function, method).observe(seconds)
-    if not _first_response_seen.is_set():
-        with _build_lock:  # concurrent first responses: the first one sets it, once per process
-            if not _first_response_seen.is_set():
-                m["cold_start"].labels(function).set(answered - _PROCESS_STARTED)
-                _first_response_seen.set()
+    answered_first(function, answered)
 
 
 def observe_event(function: str, event_type: str, outcome: str) -> None:
+    answered = time.monotonic()
     _metrics()["events"].labels(function, event_type, outcome).inc()
+    answered_first(function, answered)
+
+
+def answered_first(function: str, answered: float | None = None) -> None:
+    """The cold start, once per process: from its start to its first answer (a response, an event
+    handled, a tick done), `answered` or now."""
+    if _first_response_seen.is_set():
+        return
+    at = time.monotonic() if answered is None else answered
+    cold_start = _metrics()["cold_start"]  # outside the lock: the first call builds under it too
+    with _build_lock:  # concurrent first answers: the first one sets it, once per process
+        if not _first_response_seen.is_set():
+            cold_start.labels(function).set(at - _PROCESS_STARTED)
+            _first_response_seen.set()
 
 
 def set_outbox_backlog(rows: int) -> None:

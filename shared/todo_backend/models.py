@@ -291,6 +291,10 @@ class TaskEvent(SQLModel, table=True):
     user_id: str = Field(sa_column=Column(Text, nullable=False))
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     published_at: datetime | None = Field(default=None, sa_type=_tz())
+    # W3C Trace Context of the span that wrote it (tracing.py): the CloudEvent's distributed-tracing
+    # extension, so the consumers continue the trace of the request that made the change.
+    traceparent: str | None = Field(default=None, sa_column=Column(Text))
+    tracestate: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class IdempotencyKey(SQLModel, table=True):

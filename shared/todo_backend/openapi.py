@@ -161,6 +161,12 @@ def _schemas() -> dict[str, Any]:
             "partitionkey": {"type": "string"},
             "userid": {"type": "string"},
             "sequence": {"type": "string", "pattern": "^[0-9]+$"},
+            "traceparent": {
+                "type": "string",
+                "description": "W3C trace context of the request that made the change (distributed tracing)",
+                "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+            },
+            "tracestate": {"type": "string"},
             "data": {"type": "object"},
         },
     }

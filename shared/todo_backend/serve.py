@@ -18,7 +18,7 @@ import sys
 
 from pydantic import ValidationError
 
-from todo_backend import logs
+from todo_backend import logs, tracing
 from todo_backend.catalog import FUNCTIONS, Function
 from todo_backend.settings import get_settings
 
@@ -54,6 +54,7 @@ def main(argv: list[str]) -> None:
     except ValidationError as exc:
         raise SystemExit(f"{fn.name} refuses to start: {exc}") from exc
     logs.configure(settings, fn.name)
+    tracing.configure(settings, fn.name)
     from functions_framework._cli import _cli
 
     port = os.environ.get("PORT", "8080")

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # "text", readable lines, which the local stack sets.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Set: spans are exported there with OpenTelemetry (OTLP over HTTP; tracing.py). Unset: trace context
+    # is still propagated, and the SDK is never imported.
+    otel_exporter_otlp_endpoint: str | None = None
 
     # Scale-to-zero: a function instance serves a few concurrent requests, so a small pool per process.
     db_pool_size: int = 2

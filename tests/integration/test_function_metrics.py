@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 # A fresh interpreter is a cold start: the metrics are created by the first observations. The HTTP
 # wrapper makes them on the event loop, but nothing stops another thread (Starlette's pool running a
 # sync background task, a library callback) from observing at the same moment: build them safely.
@@ -47,18 +49,64 @@ print(json.dumps({"errors": errors, "count": REGISTRY.get_sample_value("todo_htt
 """
 
 
-def test_concurrent_first_requests_after_a_cold_start_are_each_counted_without_errors(
-    jwt_secret: str,
-) -> None:
+def _env(jwt_secret: str) -> dict[str, str]:
+    """A fresh interpreter's settings: no exporter port, and a database nothing here connects to."""
     env = {
         **os.environ,
         "TODO_ENV": "test",
         "JWT_SECRET": jwt_secret,
-        "DATABASE_URL": "postgresql://unused@127.0.0.1:1/unused",  # nothing here connects
+        "DATABASE_URL": "postgresql://unused@127.0.0.1:1/unused",
     }
     env.pop("METRICS_PORT", None)
+    return env
+
+
+def test_concurrent_first_requests_after_a_cold_start_are_each_counted_without_errors(
+    jwt_secret: str,
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", COLD_START], env=env, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", COLD_START],
+        env=_env(jwt_secret),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     outcome = json.loads(result.stdout)
     assert outcome == {"errors": [], "count": 8.0}
+
+
+# Event and cron functions answer no HTTP request of their own: their first event handled, or first
+# tick done, ends their cold start; it is observed once, whatever comes after.
+FIRST_ANSWERS = """
+import json, sys
+from prometheus_client import REGISTRY
+from todo_backend import metrics
+
+first = sys.argv[1]
+if first == "event":
+    metrics.observe_event("deliver-webhooks", "dev.todo.task.created", "handled")
+else:  # a cron tick's end: the process's very first observation
+    metrics.answered_first("relay-outbox")
+metrics.observe_event("deliver-webhooks", "dev.todo.task.created", "handled")
+metrics.answered_first("relay-outbox")
+value = lambda f: REGISTRY.get_sample_value("todo_cold_start_seconds", {"function": f})
+print(json.dumps({f: value(f) for f in ("deliver-webhooks", "relay-outbox")}))
+"""
+
+
+@pytest.mark.parametrize(("first", "function"), [("event", "deliver-webhooks"), ("tick", "relay-outbox")])
+def test_the_first_event_handled_or_tick_done_ends_the_cold_start_once(
+    jwt_secret: str, first: str, function: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_ANSWERS, first],
+        env=_env(jwt_secret),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    observed = json.loads(result.stdout)
+    assert 0 < observed.pop(function) < 30
+    assert observed == {"deliver-webhooks" if function == "relay-outbox" else "relay-outbox": None}

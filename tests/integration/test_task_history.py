@@ -71,6 +71,7 @@ async def test_each_history_item_is_a_cloudevent_with_our_extensions(alice: Api)
         "partitionkey",
         "userid",
         "sequence",
+        "traceparent",  # the request's span: it came without one, so a trace of its own
         "data",
     }
     assert event["specversion"] == "1.0"

@@ -14,7 +14,21 @@ PACKAGE = Path(__file__).resolve().parents[2] / "shared" / "todo_backend"
 # Bottom to top. A module may import its own layer and the layers before it, never one after it.
 LAYERS: list[tuple[str, set[str]]] = [
     # Pure: declarations, validation, cron evaluation, event types and cursors. No I/O.
-    ("core", {"errors", "settings", "catalog", "recurrence", "models", "events", "paging", "auth", "logs"}),
+    (
+        "core",
+        {
+            "errors",
+            "settings",
+            "catalog",
+            "recurrence",
+            "models",
+            "events",
+            "paging",
+            "auth",
+            "logs",
+            "tracing",
+        },
+    ),
     # Connections and the outbox: the database, the broker, the email binding, metrics, the bootstrap.
     ("infrastructure", {"db", "metrics", "email", "messaging", "uow", "relay", "bootstrap"}),
     # The consumer wrapping that event handlers build on: an inbound CloudEvent read once into its typed

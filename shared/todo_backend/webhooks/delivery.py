@@ -24,6 +24,7 @@ from sqlalchemy import RowMapping, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from todo_backend import tracing
 from todo_backend.consumers import InboundEvent
 from todo_backend.errors import PoisonEvent
 from todo_backend.models import Webhook, WebhookDelivery
@@ -205,6 +206,17 @@ class Outcome:
     excerpt: str | None = None
 
 
+def _trace_headers(payload: dict[str, Any]) -> dict[str, str]:
+    parent = tracing.parse(payload.get("traceparent"), payload.get("tracestate"))
+    if parent is None:
+        return {}
+    attempt = tracing.child_of(parent)
+    return {
+        "traceparent": attempt.traceparent,
+        **({"tracestate": attempt.tracestate} if attempt.tracestate else {}),
+    }
+
+
 @lru_cache(maxsize=1)
 def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()  # built once: loading the CA bundle costs milliseconds
@@ -220,6 +232,8 @@ async def post(delivery: Claim, settings: Settings, resolve: Resolver = system_r
         # The event's place among its subject's events: deliveries are unordered, so a receiver that
         # cares orders by it (or drops one older than what it has). Events from before it existed lack it.
         **({"X-Todo-Sequence": str(delivery.payload["sequence"])} if "sequence" in delivery.payload else {}),
+        # The event's trace continues into the receiver: a span of its own under the event's context.
+        **_trace_headers(delivery.payload),
         "User-Agent": "todo-backend-webhooks/1",
         "Accept-Encoding": "identity",  # the excerpt is read raw: no decompression of what we keep
     }
