@@ -33,7 +33,7 @@ from todo_backend.relay import relay_outbox
 
 EVENTS_PER_TASK = 5  # created, updated x 3, completed
 BUDGET_SECONDS = 600.0
-COLUMNS = ("id", "type", "source", "subject", "time", "partition_key", "user_id", "data")
+COLUMNS = ("id", "type", "source", "subject", "time", "partition_key", "user_id", "data", "traceparent")
 
 
 class TimedPublisher(Publisher):
@@ -139,6 +139,9 @@ def _backlog(events: int) -> list[SimpleNamespace]:
                     user_id=user_id,
                     data=data,
                     sequence=len(rows) + 1,  # not laid (the table assigns it), but in every record
+                    # Every change is made in a traced request now, and carries its trace context.
+                    traceparent=f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-00",
+                    tracestate=None,
                 )
             )
     return rows

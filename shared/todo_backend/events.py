@@ -6,9 +6,10 @@ The catalogue of types, with their data schemas, is documented in docs/events.as
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
@@ -226,7 +227,35 @@ def owned_resource(event: Event) -> Task | RecurringTask:
     return event.task
 
 
-def to_cloudevent_json(row: TaskEvent) -> dict[str, Any]:
+class StoredEvent(Protocol):
+    """An outbox row as the publishers read it: a TaskEvent, or the relay's plain row of the same
+    columns, whose `data` is the stored JSON text, sent as it is."""
+
+    @property
+    def sequence(self) -> int | None: ...
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def partition_key(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any] | str: ...
+    @property
+    def traceparent(self) -> str | None: ...
+    @property
+    def tracestate(self) -> str | None: ...
+
+
+def to_cloudevent_json(row: StoredEvent) -> dict[str, Any]:
     """The structured-mode JSON of a stored CloudEvent (CloudEvents 1.0, with our extensions)."""
     return {
         "specversion": "1.0",

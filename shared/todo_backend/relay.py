@@ -19,9 +19,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ARRAY, BigInteger, Text, any_, bindparam, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from todo_backend.events import StoredEvent
 from todo_backend.messaging import EventPublisher, PublishFailed
 from todo_backend.models import TaskEvent
 
@@ -32,6 +33,23 @@ _LOCK_KEYS = text("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unn
 _TRY_LOCK_KEYS = text(
     "SELECT k FROM unnest(CAST(:keys AS text[])) k WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))"
 )
+# Plain rows, not TaskEvent objects, with `data` as the stored JSON text: the record's value is that
+# text as it is, never decoded and encoded again. Arrays as parameters: one statement text whatever the
+# number of keys or rows, so the statement cache serves every batch.
+_EVENT = TaskEvent.__table__.c
+_UNPUBLISHED_OF_KEYS = (
+    select(
+        *(c for c in _EVENT if c.name not in ("data", "published_at")),
+        cast(_EVENT.data, Text).label("data"),
+    )
+    .where(_EVENT.published_at.is_(None), _EVENT.partition_key == any_(bindparam("keys", type_=ARRAY(Text))))
+    .order_by(_EVENT.sequence)
+)
+_MARK_PUBLISHED = (
+    update(TaskEvent.__table__)
+    .where(_EVENT.sequence == any_(bindparam("sequences", type_=ARRAY(BigInteger))))
+    .values(published_at=func.now())
+)
 
 
 async def _publish_unpublished(
@@ -40,28 +58,14 @@ async def _publish_unpublished(
     """Publish and mark every unpublished row of `keys` (whose locks the caller holds). A publish that
     failed part-way is returned, not raised: the caller commits the marks of the rows that are on the
     topic, then raises it."""
-    rows = list(
-        (
-            await session.execute(
-                select(TaskEvent)
-                .where(TaskEvent.published_at.is_(None), TaskEvent.partition_key.in_(keys))
-                .order_by(TaskEvent.sequence)
-            )
-        ).scalars()
-    )
+    rows: list[StoredEvent] = list(await session.execute(_UNPUBLISHED_OF_KEYS, {"keys": list(keys)}))
     failure = None
     try:
         await publisher.publish(rows)
     except PublishFailed as exc:
         rows, failure = exc.acknowledged, exc
     if rows:
-        await session.execute(
-            update(TaskEvent)
-            .where(TaskEvent.sequence.in_([r.sequence for r in rows]))
-            .values(published_at=func.now())
-            # The rows are not used after this: no need to match the WHERE against each loaded one.
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(_MARK_PUBLISHED, {"sequences": [r.sequence for r in rows]})
     return len(rows), failure
 
 
