@@ -16,7 +16,13 @@ need curl
 
 # A release artifact of a Knative repository: release OWNER/REPO VERSION FILE
 release() { printf 'https://github.com/%s/releases/download/knative-v%s/%s' "$1" "$2" "$3"; }
-wait_deployments() { kubectl wait deployment --all -n "$1" --for=condition=Available --timeout=600s; }
+# Each deployment's rollout finished (on an upgrade, Available alone is the old ReplicaSet's).
+wait_deployments() {
+  local deployment
+  for deployment in $(kubectl get deployments -n "$1" -o name); do
+    kubectl rollout status "$deployment" -n "$1" --timeout=600s
+  done
+}
 
 # Knative's controllers refuse an older API server: say so before installing anything.
 server_minor="$(kubectl version -o json | python3 -c \
@@ -38,13 +44,13 @@ curl -fsSL -o "$kourier/kourier.yaml" \
   "$(release knative-extensions/net-kourier "$KOURIER_VERSION" kourier.yaml)"
 cp "$ROOT/infra/kourier/kustomization.yaml" "$kourier/"
 kubectl apply -k "$kourier"
-kubectl patch configmap/config-network -n knative-serving --type merge \
+retry kubectl patch configmap/config-network -n knative-serving --type merge \
   -p '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'
 # Pods get RuntimeDefault seccomp and no privilege escalation unless a Service says otherwise.
-kubectl patch configmap/config-features -n knative-serving --type merge \
+retry kubectl patch configmap/config-features -n knative-serving --type merge \
   -p '{"data":{"secure-pod-defaults":"enabled"}}'
 # Prometheus scrapes the control plane and the queue-proxies (infra/monitoring).
-kubectl patch configmap/config-observability -n knative-serving --type merge \
+retry kubectl patch configmap/config-observability -n knative-serving --type merge \
   -p '{"data":{"metrics-protocol":"prometheus","request-metrics-protocol":"prometheus"}}'
 wait_deployments kourier-system
 
@@ -54,7 +60,7 @@ kubectl apply -f "$(release knative/eventing "$KNATIVE_EVENTING_VERSION" eventin
 wait_deployments knative-eventing
 for artifact in eventing-kafka-controller.yaml eventing-kafka-broker.yaml eventing-kafka-source.yaml \
   eventing-kafka-sink.yaml; do
-  kubectl apply -f "$(release knative-extensions/eventing-kafka-broker "$KNATIVE_KAFKA_VERSION" "$artifact")"
+  retry kubectl apply -f "$(release knative-extensions/eventing-kafka-broker "$KNATIVE_KAFKA_VERSION" "$artifact")"
 done
 # Triggers filter with `filters` (the CloudEvents Subscriptions API dialect), always on since Eventing
 # 1.15: the new-trigger-filters flag is gone.

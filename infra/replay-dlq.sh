@@ -16,12 +16,19 @@ source_file="$ROOT/knative/replays/replay-${topic}-dlq.yaml"
 group="knative-replay-${topic}-dlq"
 rpk() { kubectl exec -n redpanda redpanda-0 -c redpanda -- rpk "$@"; }
 
-# The high watermark of each DLQ partition, "PARTITION OFFSET" per line. Columns are found by name,
-# counted from the right: REPLICAS ("[0 1 2]") holds spaces.
+# Each DLQ partition that holds letters, "PARTITION HIGH-WATERMARK" per line (one whose letters all
+# expired, log start = high watermark, has none to read). Columns are found by name, counted from the
+# right: REPLICAS ("[0 1 2]") holds spaces.
 dlq_ends() {
   rpk topic describe "${topic}.dlq" --print-partitions | awk '
-    NR == 1 { for (i = 1; i <= NF; i++) if ($i == "HIGH-WATERMARK") from_end = NF - i; next }
-    { print $1, $(NF - from_end) }'
+    NR == 1 {
+      for (i = 1; i <= NF; i++) {
+        if ($i == "LOG-START-OFFSET") start = NF - i
+        if ($i == "HIGH-WATERMARK") end = NF - i
+      }
+      next
+    }
+    $(NF - end) ~ /^[0-9]+$/ && $(NF - end) > $(NF - start) { print $1, $(NF - end) }'
 }
 # The group's committed offset of each DLQ partition ("-" when none), "PARTITION OFFSET" per line.
 committed() {
@@ -30,7 +37,7 @@ committed() {
 
 log "dead letters in ${topic}.dlq before the replay"
 ends="$(dlq_ends)"
-[ -n "$ends" ] || die "cannot read the partitions of ${topic}.dlq"
+[ -n "$ends" ] || { log "${topic}.dlq holds no letters: nothing to replay"; exit 0; }
 printf '%s\n' "$ends"
 kubectl apply -f "$source_file"
 kubectl wait kafkasource "replay-${topic}-dlq" -n "$NAMESPACE" --for=condition=Ready --timeout=300s
@@ -39,7 +46,6 @@ reached() {  # every partition's committed offset is at or past its end noted ab
   local now
   now="$(committed)"
   while read -r partition end; do
-    [ "$end" = "0" ] && continue
     offset="$(awk -v p="$partition" '$1 == p { print $2 }' <<<"$now")"
     [[ "$offset" =~ ^[0-9]+$ ]] && [ "$offset" -ge "$end" ] || return 1
   done <<<"$ends"
@@ -57,9 +63,16 @@ seek="$(mktemp)"
 trap 'rm -f "$seek"' EXIT
 while read -r partition end; do printf '%s %s %s\n' "${topic}.dlq" "$partition" "$end"; done <<<"$ends" >"$seek"
 kubectl exec -i -n redpanda redpanda-0 -c redpanda -- sh -c 'cat > /tmp/replay-seek' <"$seek"
-# The deleted source's consumers leave the group shortly; a group with members cannot be moved.
-for attempt in 1 2 3 4 5 6; do
-  if rpk group seek "$group" --to-file /tmp/replay-seek; then exit 0; fi
-  sleep $((attempt * 5))
+# A group with members cannot be moved, and rpk then reports the refusal in its output, exiting 0: wait
+# until the deleted source's consumers have left, and read what the seek says.
+for attempt in $(seq 1 150); do
+  members="$(rpk group describe "$group" --print-summary 2>/dev/null | awk '$1 == "MEMBERS" { print $2 }')"
+  [ "$members" = "0" ] && break
+  [ "$attempt" -lt 150 ] || die "$group still has members after 5 minutes; seek it to the ends above by hand"
+  sleep 2
 done
-die "could not set $group back to the noted ends; before the next replay: rpk group seek $group --to-file"
+if ! out="$(rpk group seek "$group" --to-file /tmp/replay-seek 2>&1)" || grep -qiE 'error|not allowed' <<<"$out"; then
+  printf '%s\n' "$out" >&2
+  die "could not set $group back to the noted ends; before the next replay: rpk group seek $group --to-file"
+fi
+printf '%s\n' "$out"

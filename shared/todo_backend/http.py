@@ -185,7 +185,9 @@ def _request_id(request: Request) -> str:
 
 
 def _parent(request: Request) -> tracing.TraceContext | None:
-    return tracing.parse(request.headers.get("traceparent"), request.headers.get("tracestate"))
+    # Several tracestate headers are one list (W3C Trace Context §3.3.1.1).
+    state = ",".join(request.headers.getlist("tracestate")) or None
+    return tracing.parse(request.headers.get("traceparent"), state)
 
 
 def cron_function(

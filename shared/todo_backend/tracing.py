@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from todo_backend.settings import Settings
 
 # version-traceid-parentid-flags; an all-zero id and version ff are invalid (W3C Trace Context §3.2).
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+# A later version may append fields after a "-": its first 55 characters are read as version 00.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
 _TRACESTATE = re.compile(r"[\x20-\x7e]{1,512}")  # printable ASCII; at most 32 members of 256 chars each
 
 
@@ -43,6 +44,8 @@ def parse(traceparent: object, tracestate: object = None) -> TraceContext | None
     `traceparent` is absent or malformed: a caller's bad header starts a new trace, never an error."""
     match = _TRACEPARENT.fullmatch(traceparent) if isinstance(traceparent, str) else None
     if match is None or match[1] == "ff" or set(match[2]) == {"0"} or set(match[3]) == {"0"}:
+        return None
+    if match[5] is not None and match[1] == "00":  # version 00 has exactly four fields
         return None
     state = tracestate if isinstance(tracestate, str) and _TRACESTATE.fullmatch(tracestate) else None
     return TraceContext(f"00-{match[2]}-{match[3]}-{match[4]}", state)
@@ -112,4 +115,6 @@ def _exported(name: str, parent: TraceContext | None, kind: str) -> Iterator[Tra
     with _tracer.start_as_current_span(name, context=propagator.extract(carrier), kind=trace.SpanKind[kind]):
         out: dict[str, str] = {}
         propagator.inject(out)
-        yield TraceContext(out["traceparent"], out.get("tracestate") or None)
+        # Nothing injected when the SDK is disabled (OTEL_SDK_DISABLED: a no-op tracer, an invalid span).
+        injected = parse(out.get("traceparent"), out.get("tracestate"))
+        yield injected or child_of(parent)

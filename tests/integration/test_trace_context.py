@@ -196,3 +196,15 @@ async def test_a_cron_tick_continues_the_trace_it_is_called_with(
     assert tick.status_code == 200, tick.text
     [reminder] = [r for r in await sql.events(task["id"]) if r["type"] == "dev.todo.reminder.due"]
     assert reminder["traceparent"].startswith(f"00-{trace_id}-")
+
+
+def test_with_the_sdk_disabled_beside_an_endpoint_spans_still_carry_a_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OTEL_SDK_DISABLED gives a no-op tracer, which injects nothing: requests must not fail for it."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    monkeypatch.setattr(tracing, "_tracer", None)
+    url = "http://127.0.0.1:9"  # never reached: nothing is exported
+    tracing.configure(get_settings().model_copy(update={"otel_exporter_otlp_endpoint": url}), "create-task")
+    with tracing.span("POST create-task", None) as context:
+        assert tracing.parse(context.traceparent) == context

@@ -36,7 +36,7 @@ def writes_before_their_webhook(text: str) -> list[str]:
         if match := re.match(r"wait_deployments (\S+)", line):
             ready.add(match[1])
             continue
-        if not re.match(r"kubectl (apply|patch|create)\b", line):
+        if not re.match(r"(retry )?kubectl (apply|patch|create)\b", line):
             continue
         targets = set(re.findall(r"-n (\S+)", line))
         targets |= {ns for prefix, ns in WRITES_INTO.items() if prefix in line}

@@ -146,7 +146,9 @@ def dlq_replay_source(topic: Topic) -> dict[str, Any]:
     """Dead letters back into the broker, applied only while replaying (infra/replay-dlq.sh). A
     KafkaSource passes a record that is a CloudEvent through unchanged, so each dead letter re-enters with
     its own type and is delivered again to every Trigger that matches it (consumers are idempotent).
-    Its consumer group persists across replays: each replay resumes after the last one."""
+    Its consumer group persists across replays: each replay resumes after the last one. A letter the
+    broker refuses goes back to the DLQ after the retries: without a dead-letter sink the source would
+    commit past it and drop it (eventing-kafka-broker's no-op dead-letter sender)."""
     return {
         "apiVersion": "sources.knative.dev/v1",
         "kind": "KafkaSource",
@@ -161,6 +163,7 @@ def dlq_replay_source(topic: Topic) -> dict[str, Any]:
             "sink": {
                 "ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": BROKER},
             },
+            "delivery": _delivery(topic),
         },
     }
 

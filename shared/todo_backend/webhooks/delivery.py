@@ -206,24 +206,22 @@ class Outcome:
     excerpt: str | None = None
 
 
-def _trace_headers(payload: dict[str, Any]) -> dict[str, str]:
-    parent = tracing.parse(payload.get("traceparent"), payload.get("tracestate"))
-    if parent is None:
-        return {}
-    attempt = tracing.child_of(parent)
-    return {
-        "traceparent": attempt.traceparent,
-        **({"tracestate": attempt.tracestate} if attempt.tracestate else {}),
-    }
-
-
 @lru_cache(maxsize=1)
 def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()  # built once: loading the CA bundle costs milliseconds
 
 
 async def post(delivery: Claim, settings: Settings, resolve: Resolver = system_resolver) -> Outcome:
-    """One attempt: never raises for anything the receiver or the network does."""
+    """One attempt: never raises for anything the receiver or the network does. It is a span of its own
+    (CLIENT) in the event's trace, whose context the receiver gets, so its tracing joins that trace."""
+    parent = tracing.parse(delivery.payload.get("traceparent"), delivery.payload.get("tracestate"))
+    with tracing.span("POST webhook", parent, kind="CLIENT") as attempt:
+        return await _post(delivery, settings, resolve, attempt)
+
+
+async def _post(
+    delivery: Claim, settings: Settings, resolve: Resolver, trace: tracing.TraceContext
+) -> Outcome:
     body = body_of(delivery.payload)
     headers = {
         "Content-Type": "application/cloudevents+json",
@@ -232,8 +230,8 @@ async def post(delivery: Claim, settings: Settings, resolve: Resolver = system_r
         # The event's place among its subject's events: deliveries are unordered, so a receiver that
         # cares orders by it (or drops one older than what it has). Events from before it existed lack it.
         **({"X-Todo-Sequence": str(delivery.payload["sequence"])} if "sequence" in delivery.payload else {}),
-        # The event's trace continues into the receiver: a span of its own under the event's context.
-        **_trace_headers(delivery.payload),
+        "traceparent": trace.traceparent,
+        **({"tracestate": trace.tracestate} if trace.tracestate else {}),
         "User-Agent": "todo-backend-webhooks/1",
         "Accept-Encoding": "identity",  # the excerpt is read raw: no decompression of what we keep
     }
