@@ -90,7 +90,8 @@ def configure(settings: Settings, function_name: str) -> None:
 
 @contextlib.contextmanager
 def span(name: str, parent: TraceContext | None, *, kind: str = "SERVER") -> Iterator[TraceContext]:
-    """Handle one request, event or tick in a span under `parent` (SERVER, CONSUMER or INTERNAL)."""
+    """Handle one request, event, tick or webhook attempt in a span under `parent` (SERVER, CONSUMER,
+    CLIENT)."""
     with _exported(name, parent, kind) as context:
         token = _current.set(context)
         try:

@@ -324,3 +324,10 @@ def test_turning_reminder_email_on_gives_the_email_senders_a_dapr_sidecar_and_th
 def test_the_email_senders_are_catalog_functions() -> None:
     assert set(dapr.EMAIL_SENDERS) <= {fn.name for fn in FUNCTIONS}
     assert set(dapr.PUBSUB_CONSUMERS) <= {fn.name for fn in FUNCTIONS}
+
+
+def test_an_http_pod_is_asked_for_as_many_requests_at_once_as_its_pool_keeps_connections() -> None:
+    defaults = Settings.model_fields
+    pool = defaults["db_pool_size"].default + defaults["db_max_overflow"].default
+    assert knative.SCALING["http"].target == pool
+    assert defaults["db_max_overflow"].default == 0  # an overflow connection is opened and closed per use

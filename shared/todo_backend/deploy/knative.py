@@ -40,7 +40,7 @@ class Scaling:
     timeout_seconds: int
 
 
-# HTTP: the autoscaler aims at as many concurrent requests per pod as its DB pool has connections (2 + 3
+# HTTP: the autoscaler aims at as many concurrent requests per pod as its DB pool has connections (5, no
 # overflow), and caps them at twice that. CloudEvent consumers: ordered
 # delivery sends one event per partition at a time, so more pods than partitions never help. Cron: one
 # run at a time, one pod.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import os
@@ -53,17 +54,32 @@ def data_root() -> Path:
     return Path(os.environ.get("TODO_DATA_DIR") or LOCAL_DATA_DIR.parent)
 
 
+# Every port the OS picked for free_port in this process. Between the probe and the server's own bind
+# the port is free again, and the OS may pick it for the next caller: two functions started at once got
+# the same one, the loser's bind failed while the winner answered on it, and the loser's requests reached
+# the other function. A picked port is handed out once per process.
+_picked: set[int] = set()
+_picking = threading.Lock()
+
+
 def free_port(start: int | None = None) -> int:
-    """A TCP port free on 127.0.0.1: the first from `start` up, or any the OS picks."""
-    for port in [0] if start is None else range(start, 65536):
-        with socket.socket() as probe:
-            # As the servers that will bind it do: a port whose last connection is in TIME_WAIT is free.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((HOST, port))
-            except OSError:
-                continue
-            return int(probe.getsockname()[1])
+    """A TCP port free on 127.0.0.1: the first from `start` up, or one the OS picks that this process
+    has not been given before."""
+    with _picking:
+        for port in itertools.repeat(0, 1000) if start is None else range(start, 65536):
+            with socket.socket() as probe:
+                # As the servers that will bind it do: a port whose last connection is in TIME_WAIT is free.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((HOST, port))
+                except OSError:
+                    continue
+                found = int(probe.getsockname()[1])
+            if start is not None:
+                return found
+            if found not in _picked:
+                _picked.add(found)
+                return found
     raise RuntimeError(f"no free port from {start}")
 
 
