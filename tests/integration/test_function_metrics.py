@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -49,8 +50,9 @@ print(json.dumps({"errors": errors, "count": REGISTRY.get_sample_value("todo_htt
 """
 
 
-def _env(jwt_secret: str) -> dict[str, str]:
-    """A fresh interpreter's settings: no exporter port, and a database nothing here connects to."""
+def _fresh_interpreter(script: str, jwt_secret: str, *args: str) -> Any:
+    """What `script` prints (JSON) in a fresh interpreter: no exporter port, and a database nothing here
+    connects to."""
     env = {
         **os.environ,
         "TODO_ENV": "test",
@@ -58,22 +60,16 @@ def _env(jwt_secret: str) -> dict[str, str]:
         "DATABASE_URL": "postgresql://unused@127.0.0.1:1/unused",
     }
     env.pop("METRICS_PORT", None)
-    return env
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(result.stdout)
 
 
 def test_concurrent_first_requests_after_a_cold_start_are_each_counted_without_errors(
     jwt_secret: str,
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", COLD_START],
-        env=_env(jwt_secret),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    outcome = json.loads(result.stdout)
-    assert outcome == {"errors": [], "count": 8.0}
+    assert _fresh_interpreter(COLD_START, jwt_secret) == {"errors": [], "count": 8.0}
 
 
 # Event and cron functions answer no HTTP request of their own: their first event handled, or first
@@ -99,14 +95,6 @@ print(json.dumps({f: value(f) for f in ("deliver-webhooks", "relay-outbox")}))
 def test_the_first_event_handled_or_tick_done_ends_the_cold_start_once(
     jwt_secret: str, first: str, function: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", FIRST_ANSWERS, first],
-        env=_env(jwt_secret),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    observed = json.loads(result.stdout)
+    observed = _fresh_interpreter(FIRST_ANSWERS, jwt_secret, first)
     assert 0 < observed.pop(function) < 30
     assert observed == {"deliver-webhooks" if function == "relay-outbox" else "relay-outbox": None}
