@@ -187,9 +187,16 @@ async def test_changes_after_a_broker_restarted_empty_are_on_the_topic_in_one_pa
         first.setdefault(event_id, r)
         copies[event_id] += 1
         partitions[r.key.decode()].add(r.partition)
+    assert restarted_after is not None
+    # Per-task order, among the first copies of what was committed after the last restart, as `lost`
+    # counts. A row committed before it may have been acknowledged by a broker that then died empty:
+    # such a record is gone, and a copy that turns up later (resent from a batch in flight at the
+    # crash) can follow the task's newer events. A broker that keeps what it acknowledged has no such
+    # record. Seen in 2 of some 25 runs here, both times a row committed before the last restart.
     by_task: defaultdict[str, list[int]] = defaultdict(list)
     for event_id, r in first.items():  # in topic order: dicts keep insertion order
-        by_task[r.key.decode()].append(sequence_of[event_id])
+        if sequence_of[event_id] > restarted_after:
+            by_task[r.key.decode()].append(sequence_of[event_id])
     # A record's timestamp is when the producer first took it; a resend keeps it.
     bound = settings.kafka_publish_timeout_seconds * 1000
     in_flight_at_a_crash = {
@@ -197,7 +204,6 @@ async def test_changes_after_a_broker_restarted_empty_are_on_the_topic_in_one_pa
         for event_id, r in first.items()
         if any(killed - bound <= r.timestamp <= started + bound for killed, started in crashes)
     }
-    assert restarted_after is not None
     expected = [r["id"] for r in rows if r["sequence"] > restarted_after]
     lost = sum(1 for event_id in expected if event_id not in first)
     duplicated = sum(n - 1 for n in copies.values())
