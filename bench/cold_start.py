@@ -32,7 +32,7 @@ from todo_backend.catalog import Function, by_name
 from todo_backend.devstack.runner import HOST, FunctionProcess, free_port, function_env, spawn_function
 from todo_backend.serve import functions_framework_args
 
-GOAL = 1.5
+GOAL, STRETCH = 2.0, 1.5  # x the hello world (issue 11)
 HELLO_WORLD = """import functions_framework.aio
 
 
@@ -119,7 +119,8 @@ def main() -> None:
         print(harness.table(["step", "ms"], phases(env, probes)))
     ratio = harness.median(times["create-task"]) / base
     print("\n" + harness.machine_note(load))
-    print(f"\ncold start ratio create-task / hello world (medians): {ratio:.2f}x (goal <= {GOAL}x)")
+    print(f"\ncold start ratio create-task / hello world (medians): {ratio:.2f}x (stretch <= {STRETCH}x)")
+    print(harness.goal("cold start, create-task / hello world", ratio, at_most=GOAL))
 
 
 class ColdStart:

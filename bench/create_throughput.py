@@ -220,6 +220,7 @@ def _report(runs: list[Run], requests: int, load: float) -> None:
     print(f"create-task throughput: {requests} creates per run, one function process\n")
     rows = []
     ratios: dict[tuple[str, int], float] = {}
+    cpu: dict[tuple[str, int], float] = {}  # server CPU seconds per request
     for run in runs:
         base = next(
             r
@@ -228,6 +229,8 @@ def _report(runs: list[Run], requests: int, load: float) -> None:
         )
         ratio = run.rate / base.rate
         ratios[(run.system, run.concurrency)] = ratio
+        if run.server_cpu is not None:
+            cpu[(run.system, run.concurrency)] = run.server_cpu / run.requests
         server = f"{1e3 * run.server_cpu / run.requests:.2f}" if run.server_cpu is not None else "-"
         client = f"{1e3 * run.client_cpu / run.requests:.2f}" if run.client_cpu else "-"
         rows.append([run.system, run.concurrency, run.seconds, run.rate, ratio, server, client])
@@ -247,6 +250,18 @@ def _report(runs: list[Run], requests: int, load: float) -> None:
         print(f"\nrequests sent again after the server closed their keep-alive connection: {resent}")
     print("\n" + harness.machine_note(load))
     print(f"create-task throughput ratio (no broker) / asyncpg baseline: {summary}")
+    for c in CONCURRENCY:
+        print(
+            harness.goal(
+                f"c={c} create-task / raw asyncpg", ratios[("create-task, no broker", c)], at_least=0.5
+            )
+        )
+        with_broker, without = (
+            cpu[(system, c)] for system in ("create-task, fast path", "create-task, no broker")
+        )
+        print(
+            harness.goal(f"c={c} CPU per create, fast path / no broker", with_broker / without, at_most=1.3)
+        )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ from todo_backend.settings import LOCAL_JWT_SECRET
 JWT_SECRET = os.environ.get("JWT_SECRET") or LOCAL_JWT_SECRET
 
 
+# A tick is flat when 10x the rows cost it at most this much more time (the machine's noise is ~5%).
+FLAT = 1.1
+
+
 def arguments(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smaller run (under ~30 s), for a smoke test")
@@ -213,6 +217,13 @@ def tick_table(
     return table([*header, *(heading for heading, _ in extra), "claim buffers"], rows)
 
 
+def goal(what: str, value: float, *, at_least: float | None = None, at_most: float | None = None) -> str:
+    """One goal of issue 11's table, as `make bench` reports each: the figure, its bound, pass or short."""
+    met = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
+    bound = f">= {at_least:g}" if at_least is not None else f"<= {at_most:g}"
+    return f"goal: {what} {value:.2f} ({bound}): {'pass' if met else 'short'}"
+
+
 def tick_ratios(label: str, unit: str, sizes: Sequence[Size], load_at_start: float) -> str:
     """What follows a tick benchmark's table: each first claim's plan, the machine, and big / small."""
     small, big = sizes
@@ -227,6 +238,7 @@ def tick_ratios(label: str, unit: str, sizes: Sequence[Size], load_at_start: flo
             f"time per tick {tick_ratio:.2f} (of the fastest rounds {fastest_ratio:.2f}), "
             f"idle tick {idle_ratio:.2f}, "
             f"claim buffers {big.buffers / max(small.buffers, 1):.2f} (goal about 1.0: flat)",
+            goal(f"{label} big/small time per tick", tick_ratio, at_most=FLAT),
         ]
     )
 

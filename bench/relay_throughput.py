@@ -250,6 +250,8 @@ def _report(runs: list[Run], events: int, convert: float, load: float) -> None:
     print(harness.machine_note(load))
     print(f"best: {relay.system}")
     print(f"relay throughput ratio relay / bare producer: {relay.rate / base.rate:.2f}x ({relay.system})")
+    for relay, base in pairs:  # at every batch size tried, the default among them
+        print(harness.goal(f"{relay.system} / bare producer", relay.rate / base.rate, at_least=0.5))
 
 
 if __name__ == "__main__":
