@@ -55,10 +55,6 @@ MANIFEST_ROOTS = ("knative", "dapr-components", "infra")
 # Files with an apiVersion and kind that are read by a client tool and never sent to the API server.
 CLIENT_SIDE_GROUPS = ("kustomize.config.k8s.io",)  # kustomization.yaml: kubectl apply -k reads it
 
-# Documents the real schemas reject today, by id; each still has to fail here, so a fix is noticed.
-# Empty: the schemas found no defect when this was written.
-KNOWN_DEFECTS: set[str] = set()
-
 OBJECT_META = {
     "$ref": "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 }
@@ -268,15 +264,9 @@ def schema_errors(resource: dict[str, Any]) -> list[str]:
 # --- the tests -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(set(SHIPPED) - KNOWN_DEFECTS))
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_each_shipped_resource_passes_strict_validation_against_the_schema_of_its_kind(name: str) -> None:
     assert schema_errors(SHIPPED[name]) == []
-
-
-def test_each_known_defect_is_still_rejected_until_the_generator_is_fixed() -> None:
-    assert KNOWN_DEFECTS <= set(SHIPPED), "KNOWN_DEFECTS names a resource no longer shipped"
-    fixed = sorted(name for name in KNOWN_DEFECTS if schema_errors(SHIPPED[name]) == [])
-    assert fixed == [], "these pass now: remove them from KNOWN_DEFECTS"
 
 
 def test_every_vendored_crd_converts_to_a_valid_json_schema_with_python_compatible_patterns() -> None:

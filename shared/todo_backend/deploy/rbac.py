@@ -15,7 +15,6 @@ from todo_backend.deploy.cluster import NAMESPACE, meta
 DEPLOYER = "deployer"
 
 APPLY = ["get", "create", "patch"]  # client-side `kubectl apply`: read, then create or patch
-WAIT = ["get", "list", "watch"]  # `kubectl wait` and `kubectl delete --wait`
 
 RULES: list[dict[str, list[str]]] = [
     # deploy-function.sh applies the Service and waits for it; rollback-function.sh patches its traffic.
