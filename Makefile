@@ -35,9 +35,11 @@ migrate: $(STAMP)
 events: $(STAMP)
 	$(BIN)/todo events $(if $(FROM_BEGINNING),--from-beginning)
 
-# Regenerate knative/ and dapr-components/ from the function declarations.
+# Regenerate knative/ and dapr-components/ from the function declarations, and derived.py (the hot
+# paths' validators and SQL) from the models.
 manifests: $(STAMP)
 	$(BIN)/python -m todo_backend.deploy
+	$(BIN)/python -m todo_backend.derive
 
 tools: $(ACTIONLINT)
 

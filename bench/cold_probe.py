@@ -28,18 +28,18 @@ async def steps() -> dict[str, float]:
     out["import main.py and its dependencies, build the app"] = clock() - start
 
     start = clock()
-    from todo_backend.db import get_engine
+    from todo_backend.pg import close_pool, get_pool
 
-    engine = get_engine()
-    out["create the engine (imports the dialect and asyncpg)"] = clock() - start
+    pool = await get_pool()
+    out["create the pool (no connection yet)"] = clock() - start
     start = clock()
-    first = await engine.connect()
-    out["first connection: connect, dialect initialize, codecs"] = clock() - start
+    first = await pool.acquire()
+    out["first connection: connect, codecs"] = clock() - start
     start = clock()
-    second = await engine.connect()
-    out["second connection: connect, codecs"] = clock() - start
-    await second.close()
-    await first.close()
+    second = await pool.acquire()
+    out["second connection"] = clock() - start
+    await pool.release(second)
+    await pool.release(first)
 
     import asyncpg
     import jwt
@@ -58,7 +58,7 @@ async def steps() -> dict[str, float]:
         sent, done = await _post(app, token)
         out[f"{label}: until the response is sent"] = sent
         out[f"{label}: its after-response work (fast path, metrics)"] = done - sent
-    await engine.dispose()
+    await close_pool()
     return out
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import harness
 
-from todo_backend import db, settings
+from todo_backend import pg, settings
 from todo_backend.messaging import Publisher, to_kafka_record, topic_for
 from todo_backend.models import TaskEvent
 from todo_backend.relay import relay_outbox
@@ -82,8 +82,6 @@ def main() -> None:
             }
         )
         settings.get_settings.cache_clear()
-        db.get_engine.cache_clear()
-        db.get_sessionmaker.cache_clear()
         runs, convert = asyncio.run(_compare(svc.database_url, events, batch_sizes))
     _report(runs, events, convert, load)
 
@@ -111,7 +109,7 @@ async def _compare(url: str, events: int, batch_sizes: tuple[int, ...]) -> tuple
         return runs, convert
     finally:
         await conn.close()
-        await db.get_engine().dispose()
+        await pg.close_pool()
 
 
 def _backlog(events: int) -> list[SimpleNamespace]:
@@ -184,7 +182,7 @@ async def _relay(batch_size: int) -> Run:
     try:
         started = time.perf_counter()
         result = await relay_outbox(
-            db.get_sessionmaker(),
+            await pg.get_pool(),
             publisher,
             grace_seconds=0,
             batch_size=batch_size,

@@ -4,12 +4,13 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from todo_backend.bootstrap import unit_of_work
+from todo_backend.derived import TaskCreate
 from todo_backend.errors import Unprocessable
-from todo_backend.http import http_function, read_json, versioned_response
-from todo_backend.models import TaskCreate
-from todo_backend.tasks import CreateTask
-from todo_backend.tasks import create_task as handle
+from todo_backend.http import http_function, read_json, rendered_response
+from todo_backend.pg import get_pool
+from todo_backend.settings import get_settings
+from todo_backend.task_create import CreateTask
+from todo_backend.task_create import create_task as handle
 
 
 @functions_framework.aio.http
@@ -19,8 +20,8 @@ async def create_task(request: Request, user_id: str) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 255:
         raise Unprocessable("Idempotency-Key must be 1-255 characters", "Idempotency-Key")
-    result = await handle(CreateTask(user_id, fields, key), unit_of_work("create-task"))
-    headers = {"Location": f"/api/tasks/{result.task['id']}"}
+    result = await handle(CreateTask(user_id, fields, key), await get_pool(), "create-task", get_settings())
+    headers = {"Location": f"/api/tasks/{result.id}"}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return versioned_response(result.task, 201, headers)
+    return rendered_response(result.json, version=1, status=201, headers=headers)

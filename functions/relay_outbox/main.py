@@ -7,9 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from todo_backend.bootstrap import get_publisher
-from todo_backend.db import get_sessionmaker
 from todo_backend.http import cron_function, json_response
 from todo_backend.metrics import set_outbox_backlog
+from todo_backend.pg import get_pool
 from todo_backend.relay import relay_outbox as tick
 from todo_backend.settings import get_settings
 
@@ -22,7 +22,7 @@ async def relay_outbox(request: Request) -> Response:
         raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is not set: relay-outbox has nowhere to publish")
     s = get_settings()
     result = await tick(
-        get_sessionmaker(), publisher, grace_seconds=s.relay_grace_seconds, batch_size=s.relay_batch_size
+        await get_pool(), publisher, grace_seconds=s.relay_grace_seconds, batch_size=s.relay_batch_size
     )
     set_outbox_backlog(result.backlog)
     return json_response(asdict(result))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jwt
 
-from todo_backend.models import UNSTORABLE
+from todo_backend.fields import UNSTORABLE
 from todo_backend.settings import Settings
 
 # The OIDC limit for `sub`; user ids sit in b-tree indexes, whose entries hold at most ~2.7 kB

@@ -7,12 +7,17 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from todo_backend.db import get_sessionmaker
-from todo_backend.messaging import DaprPublisher, EventPublisher, Publisher
-from todo_backend.models import TaskEvent
+from todo_backend.commits import commit_listener
+from todo_backend.pg import get_pool
 from todo_backend.settings import get_settings
-from todo_backend.uow import UnitOfWork, commit_listener
+
+# Imported where they are first used: create-task's cold path has no ORM, and a process that never
+# publishes never loads the Kafka client.
+if TYPE_CHECKING:
+    from todo_backend.messaging import EventPublisher
+    from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +25,17 @@ log = logging.getLogger(__name__)
 def unit_of_work(source: str) -> UnitOfWork:
     """A unit of work for the function named `source` over the process's one connection pool,
     carrying the process's settings."""
+    from todo_backend.db import get_sessionmaker
+    from todo_backend.uow import UnitOfWork
+
     return UnitOfWork(get_sessionmaker(), source, get_settings())
 
 
 @lru_cache(maxsize=1)
 def get_publisher() -> EventPublisher | None:
     """The process's publisher; None where no broker is configured (rows wait for a relay)."""
+    from todo_backend.messaging import DaprPublisher, Publisher
+
     settings = get_settings()
     if settings.publisher == "dapr":
         return DaprPublisher(settings)
@@ -51,18 +61,19 @@ def get_fast_path_breaker() -> CircuitBreaker:
     return CircuitBreaker(get_settings().fast_path_cooldown_seconds)
 
 
-async def publish_now(rows: Sequence[TaskEvent]) -> None:
-    """The fast path after a commit. A failure only delays the events: relay-outbox publishes them.
+async def publish_now(partition_keys: Sequence[str]) -> None:
+    """The fast path after a commit: publish the waiting rows of the keys it wrote. A failure only
+    delays the events: relay-outbox publishes them.
     After one, the fast path stands aside for FAST_PATH_COOLDOWN_SECONDS, so that while the broker is
     down or silent no request waits on it while holding a key's lock and a pool connection."""
     publisher = get_publisher()
     breaker = get_fast_path_breaker()
-    if publisher is None or not rows or not breaker.allows():
+    if publisher is None or not partition_keys or not breaker.allows():
         return
     from todo_backend.relay import publish_committed
 
     try:
-        await publish_committed(get_sessionmaker(), publisher, rows)
+        await publish_committed(await get_pool(), publisher, partition_keys)
     except Exception as exc:
         breaker.trip()
         log.warning(
@@ -71,10 +82,10 @@ async def publish_now(rows: Sequence[TaskEvent]) -> None:
 
 
 @asynccontextmanager
-async def collecting_commits(*, publish_each: bool = False) -> AsyncIterator[list[TaskEvent]]:
-    """The one way an entry publishes after a commit: every outbox row committed inside the block is
-    collected into the list it yields, for the entry to pass to `publish_now` when its timing allows
-    (HTTP after the response, a consumer before the ack). Handlers and ticks only commit.
+async def collecting_commits(*, publish_each: bool = False) -> AsyncIterator[list[str]]:
+    """The one way an entry publishes after a commit: the partition keys of every outbox row committed
+    inside the block are collected into the list it yields, for the entry to pass to `publish_now` when
+    its timing allows (HTTP after the response, a consumer before the ack). Handlers and ticks only commit.
 
     `publish_each=True` (cron ticks) publishes each commit's rows right after that commit instead, and
     collects nothing: a tick commits batch after batch for up to its budget (check-due-tasks: 20 s),
@@ -82,16 +93,16 @@ async def collecting_commits(*, publish_each: bool = False) -> AsyncIterator[lis
     batch's rows until the tick ended would delay its events by the whole tick. One publish per batch
     costs a short transaction; the batch's connection is back in the pool before it starts.
     """
-    rows: list[TaskEvent] = []
+    keys: list[str] = []
 
-    async def listen(committed: list[TaskEvent]) -> None:
+    async def listen(committed: Sequence[str]) -> None:
         if publish_each:
             await publish_now(committed)
         else:
-            rows.extend(committed)
+            keys.extend(committed)
 
     token = commit_listener.set(listen)
     try:
-        yield rows
+        yield keys
     finally:
         commit_listener.reset(token)

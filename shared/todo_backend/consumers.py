@@ -113,7 +113,7 @@ async def consume(
     the commit (None for a duplicate delivery, acknowledged without effect).
     """
     try:
-        async with collecting_commits() as rows, unit_of_work(consumer) as uow:
+        async with collecting_commits() as keys, unit_of_work(consumer) as uow:
             if not await _first_delivery(uow, consumer, event.id):
                 log.info("%s: duplicate delivery of %s acknowledged", consumer, event.id)
                 observe_event(consumer, event.type, "duplicate")
@@ -132,5 +132,5 @@ async def consume(
     # the dispatcher moves on and Knative may scale the pod away, so a publish left to run after it
     # could be lost to relay-outbox's next minute. No user waits on an ack, and the unit of work is
     # closed by now: the wait holds no transaction.
-    await publish_now(rows)
+    await publish_now(keys)
     return result

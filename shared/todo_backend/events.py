@@ -6,24 +6,16 @@ The catalogue of types, with their data schemas, is documented in docs/events.as
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from todo_backend import tracing
 from todo_backend.errors import PoisonEvent
-from todo_backend.models import (
-    RecurringTask,
-    RecurringTaskPublic,
-    Task,
-    TaskEvent,
-    TaskPublic,
-    rfc3339,
-    utcnow,
-)
+from todo_backend.fields import rfc3339, utcnow
+from todo_backend.models import RecurringTask, RecurringTaskPublic, Task, TaskEvent, TaskPublic
 
 
 @dataclass(frozen=True)
@@ -225,53 +217,3 @@ def owned_resource(event: Event) -> Task | RecurringTask:
     if isinstance(event, RecurringTaskCreated | RecurringTaskUpdated | RecurringTaskDeleted):
         return event.recurring_task
     return event.task
-
-
-class StoredEvent(Protocol):
-    """An outbox row as the publishers read it: a TaskEvent, or the relay's plain row of the same
-    columns, whose `data` is the stored JSON text, sent as it is."""
-
-    @property
-    def sequence(self) -> int | None: ...
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def time(self) -> datetime: ...
-    @property
-    def partition_key(self) -> str: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def data(self) -> dict[str, Any] | str: ...
-    @property
-    def traceparent(self) -> str | None: ...
-    @property
-    def tracestate(self) -> str | None: ...
-
-
-def to_cloudevent_json(row: StoredEvent) -> dict[str, Any]:
-    """The structured-mode JSON of a stored CloudEvent (CloudEvents 1.0, with our extensions)."""
-    return {
-        "specversion": "1.0",
-        "id": str(row.id),
-        "source": row.source,
-        "type": row.type,
-        "subject": row.subject,
-        "time": rfc3339(row.time),
-        "datacontenttype": "application/json",
-        "partitionkey": row.partition_key,
-        "userid": row.user_id,
-        # The outbox position, a decimal string (binary mode carries every attribute as one): it grows
-        # with commit order, so whoever gets a subject's events out of order can tell which is newer.
-        "sequence": str(row.sequence),
-        # The CloudEvents distributed-tracing extension, when the change was made in a traced span.
-        **({"traceparent": row.traceparent} if row.traceparent else {}),
-        **({"tracestate": row.tracestate} if row.tracestate else {}),
-        "data": row.data,
-    }

@@ -6,14 +6,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+import asyncpg
 from cloudevents.http import CloudEvent
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import exc as sa_exc
 from starlette.background import BackgroundTasks
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -220,12 +221,12 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
             tracing.span(f"{request.method} {name}", _parent(request)),
             logs.context(request_id=_request_id(request)),
         ):
-            async with collecting_commits() as rows:
+            async with collecting_commits() as keys:
                 response = await _respond(request)
         # After the response is sent: the client never waits on the broker or the metrics.
         response.background = BackgroundTasks()
-        if rows:
-            response.background.add_task(publish_now, rows)
+        if keys:
+            response.background.add_task(publish_now, keys)
         response.background.add_task(
             observe_request, name, request.method, response.status_code, time.perf_counter() - started
         )
@@ -247,13 +248,10 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
             return problem.response()
         except DomainError as exc:
             return _domain_problem(exc).response()
-        except (
-            OSError,
-            TimeoutError,
-            sa_exc.OperationalError,
-            sa_exc.InterfaceError,
-            sa_exc.TimeoutError,
-        ) as exc:
+        except Exception as exc:
+            if not isinstance(exc, _unavailable()):
+                log.exception("unhandled error in %s", handler.__name__)
+                return Problem(500, "Internal Server Error", "an unexpected error occurred").response()
             # Database or network unreachable: the client may retry; nothing was committed.
             log.warning("dependency unavailable: %r", exc)
             return Problem(
@@ -262,11 +260,25 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
                 "a dependency is unavailable; retry later",
                 headers={"Retry-After": "1"},
             ).response()
-        except Exception:
-            log.exception("unhandled error in %s", handler.__name__)
-            return Problem(500, "Internal Server Error", "an unexpected error occurred").response()
 
     return entry
+
+
+def _unavailable() -> tuple[type[BaseException], ...]:
+    """What says the database or the network is out of reach (and the client may retry): from asyncpg
+    directly, or wrapped by SQLAlchemy where the process has loaded it (create-task never does)."""
+    kinds: tuple[type[BaseException], ...] = (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+    )
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None:
+        kinds += (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+    return kinds
 
 
 def versioned_response(
@@ -274,3 +286,10 @@ def versioned_response(
 ) -> Response:
     """A resource's JSON with its `ETag` (its version), for If-Match on the next change."""
     return json_response(resource, status, {"ETag": etag(resource["version"]), **(headers or {})})
+
+
+def rendered_response(
+    body: str, *, version: int, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A resource's JSON rendered already, with its `ETag`: the response is not encoded twice."""
+    return Response(body, status, {"ETag": etag(version), **(headers or {})}, media_type="application/json")

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from todo_backend.events import StoredEvent, to_cloudevent_json
 from todo_backend.settings import Settings
+from todo_backend.stored import StoredEvent, to_cloudevent_json
 
 if TYPE_CHECKING:
     import httpx

@@ -6,26 +6,28 @@ Datetimes are aware everywhere: inputs must carry an offset, columns are timesta
 from __future__ import annotations
 
 import enum
-import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BeforeValidator,
-    ConfigDict,
-    PlainSerializer,
-    Strict,
-    StrictBool,
-    WithJsonSchema,
-    field_validator,
-)
+from pydantic import AfterValidator, ConfigDict, StrictBool, field_validator
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index, Text, false, text
 from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB
 from sqlmodel import Field, SQLModel
+
+from todo_backend.fields import (
+    Description,
+    Input,
+    Instant,
+    MaxOccurrences,
+    Priority,
+    RemindBefore,
+    Tags,
+    Title,
+    UtcDatetime,
+    utcnow,
+)
 
 metadata = SQLModel.metadata
 
@@ -34,111 +36,11 @@ def _tz() -> DateTime:
     return DateTime(timezone=True)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
-
-
-# PostgreSQL text cannot hold U+0000, and a lone surrogate (a JSON "\ud800" escape) has no UTF-8 form.
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable_text(value: str) -> str:
-    if UNSTORABLE.search(value):
-        raise ValueError("must not contain NUL characters or unpaired surrogates")
-    return value
-
-
-def _each_text(value: Any) -> Any:
-    for item in value if isinstance(value, list) else [value]:
-        if isinstance(item, str):
-            storable_text(item)
-    return value
-
-
-# RFC 3339 date-time: seconds and a Z or +hh:mm offset required; pydantic alone would also take unix
-# timestamps (numbers or digit strings), "+hhmm" offsets and minutes-only times.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.ASCII | re.I)
-
-
-def _rfc3339_string(value: Any) -> Any:
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("must be an RFC 3339 date-time string with an offset, e.g. 2030-01-01T09:00:00Z")
-    return value
-
-
-def _in_calendar(value: datetime) -> datetime:
-    # Room on both sides for reminder lead times and for rendering in UTC (years 1-9999).
-    if not 1900 <= value.year <= 9998 or not 1900 <= value.astimezone(UTC).year <= 9998:
-        raise ValueError("must be between the years 1900 and 9998")
-    return value
-
-
-def _strip_title(value: str) -> str:
-    value = value.strip()
-    if not 1 <= len(value) <= 500:
-        raise ValueError("must be 1-500 characters after trimming white space")
-    return value
-
-
-def _normalize_tags(tags: list[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for tag in tags:
-        tag = tag.strip().lower()
-        if not 1 <= len(tag) <= 50:
-            raise ValueError("each tag must be 1-50 characters")
-        seen.setdefault(tag)
-    if len(seen) > 20:
-        raise ValueError("at most 20 tags")
-    return list(seen)
-
-
-# The document says "not blank": the server trims first, so it also takes a longer, padded title.
-Title = Annotated[
-    str, AfterValidator(_strip_title), WithJsonSchema({"type": "string", "maxLength": 500, "pattern": r"\S"})
-]
-Description = Annotated[str, Field(max_length=10_000)]
-# An input instant: an RFC 3339 string with an offset, never a number; the pattern says "years 1900-".
-INSTANT_SCHEMA = {"type": "string", "format": "date-time", "pattern": "^(19|[2-9][0-9])[0-9]{2}-"}
-Instant = Annotated[
-    AwareDatetime,
-    BeforeValidator(_rfc3339_string),
-    AfterValidator(_in_calendar),
-    WithJsonSchema(INSTANT_SCHEMA),
-]
-# Each tag is trimmed before its length is checked, as titles are.
-Tag = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 50, "pattern": r"\S"})]
-Tags = Annotated[list[Tag], Field(max_length=100), AfterValidator(_normalize_tags)]
-# Strict: a JSON integer only (no true, 5.0 or "5").
-RemindBefore = Annotated[int, Strict(), Field(ge=0, le=525_600)]  # at most a year
-MaxOccurrences = Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
-
-
-class Priority(enum.StrEnum):
-    # Declaration order is the sort order: PostgreSQL enums compare by it.
-    low = "low"
-    medium = "medium"
-    high = "high"
-
-
 priority_enum = ENUM(Priority, name="task_priority", values_callable=lambda e: [m.value for m in e])
 
 
-class _Input(SQLModel):
-    """A request body: unknown fields refused, and no text field may hold what PostgreSQL cannot store."""
-
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _storable(cls, value: Any) -> Any:
-        return _each_text(value)
+class _Input(SQLModel, Input):
+    """A request body (fields.Input's rules) declared in SQLModel."""
 
 
 def _omit_null(*fields: str) -> Callable[[dict[str, Any]], None]:
@@ -190,7 +92,7 @@ class TaskUpdate(_Input):
     remind_before_minutes: RemindBefore | None = None
     completed: StrictBool | None = None
 
-    model_config = ConfigDict(json_schema_extra=_omit_null(*_TASK_NOT_NULL))
+    model_config = ConfigDict(json_schema_extra=_omit_null(*_TASK_NOT_NULL))  # type: ignore[assignment]
 
     @field_validator(*_TASK_NOT_NULL, mode="before")
     @classmethod
@@ -472,7 +374,7 @@ class RecurringTaskUpdate(_Input):
     max_occurrences: MaxOccurrences | None = None
     paused: StrictBool | None = None
 
-    model_config = ConfigDict(json_schema_extra=_omit_null(*_SERIES_NOT_NULL))
+    model_config = ConfigDict(json_schema_extra=_omit_null(*_SERIES_NOT_NULL))  # type: ignore[assignment]
 
     @field_validator(*_SERIES_NOT_NULL, mode="before")
     @classmethod

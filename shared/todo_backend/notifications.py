@@ -23,7 +23,8 @@ from todo_backend.consumers import InboundEvent, consume
 from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
 from todo_backend.errors import NotFound, RetryLater
 from todo_backend.events import ReminderDue
-from todo_backend.models import Notification, NotificationPublic, ProcessedEvent, utcnow
+from todo_backend.fields import utcnow
+from todo_backend.models import Notification, NotificationPublic, ProcessedEvent
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.uow import UnitOfWork
 

@@ -32,7 +32,8 @@ from todo_backend.events import (
     TaskUpdated,
     recurring_task_json,
 )
-from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task, utcnow
+from todo_backend.fields import utcnow
+from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.recurrence import InvalidSchedule, Schedule
 from todo_backend.tasks import rearm_reminder, remove, touch

@@ -19,67 +19,65 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ARRAY, BigInteger, Text, any_, bindparam, cast, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import asyncpg
 
-from todo_backend.events import StoredEvent
+from todo_backend.derived import MARK_PUBLISHED, UNPUBLISHED_OF_KEYS
 from todo_backend.messaging import EventPublisher, PublishFailed
-from todo_backend.models import TaskEvent
+from todo_backend.stored import StoredEvent
 
 log = logging.getLogger(__name__)
 
+
+class _Row(asyncpg.Record):
+    """A task_event row read by name, as the publishers read a StoredEvent."""
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 # Each statement takes the locks of a text[] of keys; hashtextextended maps a key to a lock id.
-_LOCK_KEYS = text("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) k")
-_TRY_LOCK_KEYS = text(
-    "SELECT k FROM unnest(CAST(:keys AS text[])) k WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))"
+_LOCK_KEYS = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) k"
+_TRY_LOCK_KEYS = "SELECT k FROM unnest($1::text[]) k WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0))"
+# The oldest waiting rows (the partial index on unpublished sequence), their keys in order.
+_OLDEST_KEYS = (
+    "SELECT partition_key FROM task_event WHERE published_at IS NULL"
+    " AND time < now() - make_interval(secs => $1) ORDER BY sequence LIMIT $2"
 )
-# Plain rows, not TaskEvent objects, with `data` as the stored JSON text: the record's value is that
-# text as it is, never decoded and encoded again. Arrays as parameters: one statement text whatever the
-# number of keys or rows, so the statement cache serves every batch.
-_EVENT = TaskEvent.__table__.c
-_UNPUBLISHED_OF_KEYS = (
-    select(
-        *(c for c in _EVENT if c.name not in ("data", "published_at")),
-        cast(_EVENT.data, Text).label("data"),
-    )
-    .where(_EVENT.published_at.is_(None), _EVENT.partition_key == any_(bindparam("keys", type_=ARRAY(Text))))
-    .order_by(_EVENT.sequence)
-)
-_MARK_PUBLISHED = (
-    update(TaskEvent.__table__)
-    .where(_EVENT.sequence == any_(bindparam("sequences", type_=ARRAY(BigInteger))))
-    .values(published_at=func.now())
-)
+_BACKLOG = "SELECT count(*) FROM task_event WHERE published_at IS NULL"
 
 
 async def _publish_unpublished(
-    session: AsyncSession, publisher: EventPublisher, keys: Sequence[str]
+    conn: asyncpg.Connection, publisher: EventPublisher, keys: Sequence[str]
 ) -> tuple[int, PublishFailed | None]:
     """Publish and mark every unpublished row of `keys` (whose locks the caller holds). A publish that
     failed part-way is returned, not raised: the caller commits the marks of the rows that are on the
-    topic, then raises it."""
-    rows: list[StoredEvent] = list(await session.execute(_UNPUBLISHED_OF_KEYS, {"keys": list(keys)}))
+    topic, then raises it. Rows are read as plain records, `data` as the stored JSON text (sent as it
+    is, never decoded and encoded again); arrays as parameters, so one prepared statement serves every
+    batch."""
+    rows: list[StoredEvent] = list(await conn.fetch(UNPUBLISHED_OF_KEYS, list(keys), record_class=_Row))
     failure = None
     try:
         await publisher.publish(rows)
     except PublishFailed as exc:
         rows, failure = exc.acknowledged, exc
     if rows:
-        await session.execute(_MARK_PUBLISHED, {"sequences": [r.sequence for r in rows]})
+        await conn.execute(MARK_PUBLISHED, [r.sequence for r in rows])
     return len(rows), failure
 
 
-async def publish_committed(
-    sessions: async_sessionmaker[AsyncSession], publisher: EventPublisher, rows: Sequence[TaskEvent]
-) -> int:
-    """The fast path: right after a commit, publish that commit's rows (and any earlier ones of the
-    same keys still waiting, so per-key order holds). Waits briefly for a key a relay is publishing."""
-    keys = sorted({row.partition_key for row in rows})  # sorted: a fixed lock order cannot deadlock
+async def publish_committed(pool: asyncpg.Pool, publisher: EventPublisher, keys: Sequence[str]) -> int:
+    """The fast path: right after a commit, publish the unpublished rows of its partition keys (that
+    commit's, and any earlier ones still waiting, so per-key order holds). Waits briefly for a key a
+    relay is publishing."""
+    keys = sorted(set(keys))  # sorted: a fixed lock order cannot deadlock
     await publisher.ready()  # connecting and checking topics hold no transaction or pool connection
-    async with sessions() as session, session.begin():
-        await session.execute(text("SET LOCAL lock_timeout = '2s'"))
-        await session.execute(_LOCK_KEYS, {"keys": keys})
-        published, failure = await _publish_unpublished(session, publisher, keys)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL lock_timeout = '2s'")
+        await conn.execute(_LOCK_KEYS, keys)
+        published, failure = await _publish_unpublished(conn, publisher, keys)
     if failure is not None:
         raise failure
     return published
@@ -93,7 +91,7 @@ class RelayResult:
 
 
 async def relay_outbox(
-    sessions: async_sessionmaker[AsyncSession],
+    pool: asyncpg.Pool,
     publisher: EventPublisher,
     *,
     grace_seconds: float,
@@ -108,31 +106,20 @@ async def relay_outbox(
     while time.monotonic() < deadline:
         # Before each batch's transaction: a broker that restarted since the last batch is checked again.
         await publisher.ready()
-        async with sessions() as session, session.begin():
-            # The oldest waiting rows (the partial index on unpublished sequence), their keys in order.
-            oldest = (
-                select(TaskEvent.partition_key)
-                .where(
-                    TaskEvent.published_at.is_(None),
-                    TaskEvent.time < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds),
-                )
-                .order_by(TaskEvent.sequence)
-                .limit(batch_size)
-            )
-            keys = list(dict.fromkeys(k for (k,) in await session.execute(oldest)))
+        async with pool.acquire() as conn, conn.transaction():
+            oldest = await conn.fetch(_OLDEST_KEYS, float(grace_seconds), batch_size)
+            keys = list(dict.fromkeys(k for (k,) in oldest))
             if not keys:
                 break
-            locked = [k for (k,) in await session.execute(_TRY_LOCK_KEYS, {"keys": keys})]
+            locked = [k for (k,) in await conn.fetch(_TRY_LOCK_KEYS, keys)]
             if not locked:
                 break  # every waiting key is being published by someone else
-            count, failure = await _publish_unpublished(session, publisher, locked)
+            count, failure = await _publish_unpublished(conn, publisher, locked)
         published += count
         batches += 1
         if failure is not None:
             raise failure
-    async with sessions() as session:
-        unpublished = select(func.count()).where(TaskEvent.published_at.is_(None))
-        backlog = int((await session.execute(unpublished)).scalar_one())
+    backlog = int(await pool.fetchval(_BACKLOG))
     if published:
         log.info("relayed %d outbox rows in %d batches; %d left", published, batches, backlog)
     return RelayResult(published, batches, backlog)

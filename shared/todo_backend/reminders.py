@@ -15,8 +15,9 @@ from datetime import datetime
 from sqlalchemy import Update, not_, select, update
 
 from todo_backend.events import ReminderDue
+from todo_backend.fields import utcnow
 from todo_backend.metrics import count_reminders
-from todo_backend.models import Task, TaskEvent, utcnow
+from todo_backend.models import Task, TaskEvent
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from todo_backend.models import utcnow
+from todo_backend.fields import utcnow
 from todo_backend.settings import Settings
 
 log = logging.getLogger(__name__)

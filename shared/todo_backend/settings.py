@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = 0
     db_pool_timeout_seconds: float = 10.0
     db_connect_timeout_seconds: float = 5.0
+    # Off behind a transaction pooler (PgBouncer in transaction mode keeps no prepared statement from one
+    # transaction to the next): every statement is then prepared anew, unnamed, each time it runs.
+    db_statement_cache: bool = True
 
     # "dapr": publish through the sidecar's pub/sub component instead of to the broker directly.
     publisher: Literal["kafka", "dapr"] = "kafka"

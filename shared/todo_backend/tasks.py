@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.dialects.postgresql import insert
 
 from todo_backend.errors import NotFound, PreconditionFailed, Unprocessable
 from todo_backend.events import (
     TaskCompleted,
-    TaskCreated,
     TaskDeleted,
     TaskUpdated,
     task_json,
-    to_cloudevent_json,
 )
-from todo_backend.models import (
-    IdempotencyKey,
-    Instant,
-    Priority,
-    Task,
-    TaskCreate,
-    TaskEvent,
-    storable_text,
-    utcnow,
-)
+from todo_backend.fields import Instant, Priority, storable_text, utcnow
+from todo_backend.models import Task, TaskEvent
 from todo_backend.paging import Page, PageQuery, decode_cursor, encode_cursor
+from todo_backend.stored import to_cloudevent_json
+from todo_backend.task_create import reminder_instant
 from todo_backend.uow import UnitOfWork
 
 EDITABLE = (
@@ -46,13 +35,6 @@ EDITABLE = (
 )
 
 # --- commands -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CreateTask:
-    user_id: str
-    fields: TaskCreate
-    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,36 +59,7 @@ class DeleteTask:
     if_match: frozenset[int] | None = None
 
 
-@dataclass(frozen=True)
-class Created:
-    task: dict[str, Any]  # the task JSON of the first response, replayed for a repeated key
-    replayed: bool = False
-
-
 # --- handlers -------------------------------------------------------------------------------------
-
-
-async def create_task(cmd: CreateTask, uow: UnitOfWork) -> Created:
-    async with uow:
-        if cmd.idempotency_key is not None:
-            prior = await _claim_idempotency_key(cmd, uow)
-            if prior is not None:
-                return Created(prior, replayed=True)
-        values = cmd.fields.model_dump()
-        completed = values.pop("completed")
-        task = Task(user_id=cmd.user_id, **values, completed=completed)
-        task.updated_at = task.created_at
-        if completed:
-            task.completed_at = task.created_at
-        rearm_reminder(task, uow.settings.default_remind_before_minutes)
-        uow.session.add(task)
-        uow.emit(TaskCreated(task))
-        body = task_json(task)
-        if cmd.idempotency_key is not None:
-            key = await uow.session.get_one(IdempotencyKey, (cmd.user_id, cmd.idempotency_key))
-            key.status_code, key.response = 201, body
-        await uow.commit()
-    return Created(body)
 
 
 async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
@@ -157,10 +110,7 @@ async def get_task(user_id: str, task_id: uuid.UUID, uow: UnitOfWork) -> Task:
 def rearm_reminder(task: Task, default_minutes: int) -> None:
     """A new due date or lead time means a new reminder: fix its instant and forget the old one.
     `default_minutes` is the lead time of a task that names none (DEFAULT_REMIND_BEFORE_MINUTES)."""
-    minutes = task.remind_before_minutes
-    if minutes is None:
-        minutes = default_minutes
-    task.remind_at = task.due_date - timedelta(minutes=minutes) if task.due_date else None
+    task.remind_at = reminder_instant(task.due_date, task.remind_before_minutes, default_minutes)
     task.reminded_at = None
 
 
@@ -185,38 +135,6 @@ async def _get_for_update(
     if if_match is not None and task.version not in if_match:
         raise PreconditionFailed(f"the task is at version {task.version}; reload and retry")
     return task
-
-
-async def _claim_idempotency_key(cmd: CreateTask, uow: UnitOfWork) -> dict[str, Any] | None:
-    """Claim the key in this transaction, or return the stored response of its first use.
-
-    A concurrent request with the same key blocks on the primary key until the first commits, then
-    sees its response; an expired key is claimed afresh.
-    """
-    assert cmd.idempotency_key is not None
-    digest = hashlib.sha256(
-        json.dumps(cmd.fields.model_dump(mode="json"), sort_keys=True).encode()
-    ).hexdigest()
-    now = utcnow()
-    expired = now - timedelta(hours=uow.settings.idempotency_key_ttl_hours)
-    stmt = (
-        insert(IdempotencyKey)
-        .values(user_id=cmd.user_id, key=cmd.idempotency_key, request_hash=digest, created_at=now)
-        .on_conflict_do_update(
-            index_elements=["user_id", "key"],
-            set_={"request_hash": digest, "created_at": now, "status_code": None, "response": None},
-            where=IdempotencyKey.created_at < expired,
-        )
-        .returning(IdempotencyKey.key)
-    )
-    if (await uow.session.execute(stmt)).first() is not None:
-        return None
-    prior = await uow.session.get_one(IdempotencyKey, (cmd.user_id, cmd.idempotency_key))
-    if prior.request_hash != digest or prior.response is None:
-        raise Unprocessable(
-            "this Idempotency-Key was already used with a different request body", "Idempotency-Key"
-        )
-    return prior.response
 
 
 # --- queries --------------------------------------------------------------------------------------

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from todo_backend.commits import announce
 from todo_backend.events import Event, to_outbox_row
 from todo_backend.models import TaskEvent
 from todo_backend.settings import Settings
-
-# Told each commit's outbox rows while an entry serves a request, event or tick: the entry's publishing
-# fast path, set by bootstrap.collecting_commits. A listener, not a list, so that a tick of many
-# commits can have each one published as it lands. None: the rows wait for relay-outbox.
-commit_listener: ContextVar[Callable[[list[TaskEvent]], Awaitable[None]] | None] = ContextVar(
-    "commit_listener", default=None
-)
 
 
 class UnitOfWork:
@@ -25,7 +17,7 @@ class UnitOfWork:
 
     Events passed to `emit` become outbox rows in the same commit, so a change and its CloudEvents
     are stored together or not at all. Nothing here talks to the broker: a commit only hands its rows
-    to the entry's `commit_listener`, if it set one.
+    to the entry's commit listener (commits.py), if it set one.
 
     It also carries the process's settings, so that a handler gets what it is configured with from
     what it is given instead of reading the environment itself.
@@ -65,6 +57,4 @@ class UnitOfWork:
         await self.session.commit()
         self._events = []
         self.committed = rows
-        listener = commit_listener.get()
-        if listener is not None:
-            await listener(rows)
+        await announce([row.partition_key for row in rows])

@@ -33,9 +33,10 @@ async def function_clients(database_url: str) -> AsyncIterator[dict[str, httpx.A
     yield clients
     for client in clients.values():
         await client.aclose()
-    from todo_backend import db
+    from todo_backend import db, pg
 
     await db.get_engine().dispose()
+    await pg.close_pool()
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import event
 from taskapi import Api, Sql
 
-from todo_backend import bootstrap, relay
-from todo_backend.db import get_engine, get_sessionmaker
+from todo_backend import bootstrap, pg, relay
 from todo_backend.devstack.broker import EmbeddedBroker
 from todo_backend.messaging import Publisher
 from todo_backend.relay import relay_outbox
@@ -90,7 +89,7 @@ async def read_all(settings: Settings, topic: str) -> list[Any]:
 async def relay_until_drained(publisher: Publisher, sql: Sql, users: list[str]) -> None:
     for _ in range(100):
         with contextlib.suppress(Exception):  # a tick that meets a dead broker fails; the next one runs
-            await relay_outbox(get_sessionmaker(), publisher, grace_seconds=0.0, batch_size=200)
+            await relay_outbox(await pg.get_pool(), publisher, grace_seconds=0.0, batch_size=200)
         waiting = await sql.pool.fetchval(
             "SELECT count(*) FROM task_event WHERE published_at IS NULL AND user_id = ANY($1)", users
         )
@@ -143,7 +142,7 @@ async def test_changes_after_a_broker_restarted_empty_are_on_the_topic_in_one_pa
     async def relay_ticks() -> None:  # the relay-outbox cron, every 100 ms
         while not stop_relay.is_set():
             with contextlib.suppress(Exception):
-                await relay_outbox(get_sessionmaker(), publisher, grace_seconds=0.2, batch_size=200)
+                await relay_outbox(await pg.get_pool(), publisher, grace_seconds=0.2, batch_size=200)
             await asyncio.sleep(0.1)
 
     async def faults() -> None:
@@ -252,17 +251,22 @@ async def test_writes_against_a_broker_that_never_answers_all_succeed_and_hold_n
 
     held: list[float] = []  # how long each pool connection was checked out
     checked_out_at: dict[int, float] = {}
-    pool = get_engine().sync_engine.pool
 
-    def on_checkout(dbapi: Any, record: Any, proxy: Any) -> None:
-        checked_out_at[id(record)] = time.monotonic()
+    class TimedPool(asyncpg.pool.Pool):
+        """The process's pool, timing every checkout to its checkin."""
 
-    def on_checkin(dbapi: Any, record: Any) -> None:
-        if id(record) in checked_out_at:
-            held.append(time.monotonic() - checked_out_at.pop(id(record)))
+        async def _acquire(self, *args: Any) -> Any:
+            connection = await super()._acquire(*args)
+            checked_out_at[id(connection)] = time.monotonic()
+            return connection
 
-    event.listen(pool, "checkout", on_checkout)
-    event.listen(pool, "checkin", on_checkin)
+        async def release(self, connection: Any, **kwargs: Any) -> None:
+            held.append(time.monotonic() - checked_out_at.pop(id(connection)))
+            await super().release(connection, **kwargs)
+
+    await pg.close_pool()
+    monkeypatch.setattr(asyncpg.pool, "Pool", TimedPool)
+    pool = await pg.get_pool()
     statuses: defaultdict[int, int] = defaultdict(int)
 
     async def worker(api: Api) -> None:
@@ -272,15 +276,14 @@ async def test_writes_against_a_broker_that_never_answers_all_succeed_and_hold_n
     try:
         # Each response comes after its fast path ran (the in-process client waits for background tasks).
         await asyncio.gather(*(worker(new_user()) for _ in range(SILENT_WORKERS)))
-        still_checked_out = pool.checkedout()
+        still_checked_out = pool.get_size() - pool.get_idle_size()
         idle_in_transaction = await sql.pool.fetchval(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
         )
     finally:
-        event.remove(pool, "checkout", on_checkout)
-        event.remove(pool, "checkin", on_checkin)
         await publisher.close()
+        await pg.close_pool()  # the next test's pool is a plain one again
         server.close()
         for writer in connections:
             writer.close()

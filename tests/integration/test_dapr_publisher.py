@@ -16,17 +16,22 @@ from typing import Any
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from todo_backend.bootstrap import unit_of_work
+from todo_backend.db import get_sessionmaker
+from todo_backend.derived import TaskCreate
 from todo_backend.devstack.runner import free_port, wait_for_port
 from todo_backend.messaging import DaprPublisher, Publisher
-from todo_backend.models import TaskCreate
+from todo_backend.models import TaskEvent
+from todo_backend.pg import get_pool
 from todo_backend.settings import Settings, get_settings
-from todo_backend.tasks import CreateTask, UpdateTask, create_task, update_task
+from todo_backend.task_create import CreateTask, create_task
+from todo_backend.tasks import UpdateTask, update_task
 
 EXCLUDED_FROM_HEADERS = {"rawPayload", "partitionKey"}  # dapr-components/pubsub-redpanda.yaml
 
@@ -95,12 +100,15 @@ async def test_the_dapr_adapter_writes_the_records_the_direct_publisher_writes(
 ) -> None:
     port, calls = dapr
     user = f"user-{uuid.uuid4()}"
-    uow = unit_of_work("create-task")
-    created = await create_task(CreateTask(user, TaskCreate(title="twice")), uow)
-    rows = list(uow.committed)
-    uow = unit_of_work("update-task")
-    await update_task(UpdateTask(user, uuid.UUID(created.task["id"]), {"title": "thrice"}), uow)
-    rows += uow.committed
+    created = await create_task(
+        CreateTask(user, TaskCreate(title="twice")), await get_pool(), "create-task", get_settings()
+    )
+    await update_task(
+        UpdateTask(user, uuid.UUID(created.id), {"title": "thrice"}), unit_of_work("update-task")
+    )
+    async with get_sessionmaker()() as session:
+        query = select(TaskEvent).where(TaskEvent.subject == created.id).order_by(TaskEvent.sequence)
+        rows = list((await session.execute(query)).scalars())
 
     def settings(topic: str) -> Settings:
         return get_settings().model_copy(
@@ -128,6 +136,6 @@ async def test_the_dapr_adapter_writes_the_records_the_direct_publisher_writes(
     expected = await records(kafka_bootstrap_servers, direct_topic, 2)
     actual = await records(kafka_bootstrap_servers, dapr_topic, 2)
     for mine, theirs in zip(actual, expected, strict=True):
-        assert mine.key == theirs.key == created.task["id"].encode()
+        assert mine.key == theirs.key == created.id.encode()
         assert mine.value == theirs.value
         assert sorted(mine.headers) == sorted(theirs.headers)  # Dapr's header order is a Go map's

@@ -22,21 +22,23 @@ from todo_backend.bootstrap import publish_now, unit_of_work
 from todo_backend.catalog import Function
 from todo_backend.consumers import InboundEvent, consume, receive
 from todo_backend.db import get_sessionmaker
+from todo_backend.derived import TaskCreate
 from todo_backend.devstack.broker import EmbeddedBroker
 from todo_backend.devstack.dispatcher import Subscription, post_event
 from todo_backend.errors import PoisonEvent
 from todo_backend.events import TaskCreated, task_json
 from todo_backend.messaging import Publisher, to_kafka_record
-from todo_backend.models import ProcessedEvent, Task, TaskCreate, TaskEvent
+from todo_backend.models import ProcessedEvent, Task, TaskEvent
+from todo_backend.pg import get_pool
 from todo_backend.relay import relay_outbox
 from todo_backend.settings import Settings, get_settings
+from todo_backend.task_create import Created, CreateTask
+from todo_backend.task_create import create_task as create
 from todo_backend.tasks import (
     CompleteTask,
-    CreateTask,
     DeleteTask,
     UpdateTask,
     complete_task,
-    create_task,
     delete_task,
     update_task,
 )
@@ -89,12 +91,15 @@ async def read_topic(settings: Settings, topic: str, expected: int, wait_seconds
     return records
 
 
+async def create_task(user: str, title: str) -> Created:
+    return await create(
+        CreateTask(user, TaskCreate(title=title)), await get_pool(), "create-task", get_settings()
+    )
+
+
 async def a_task_lifecycle(user: str) -> uuid.UUID:
     """Create, update, complete and delete one task: four committed changes, four outbox rows."""
-    created = await create_task(
-        CreateTask(user, TaskCreate(title="write tests")), unit_of_work("create-task")
-    )
-    task_id = uuid.UUID(created.task["id"])
+    task_id = uuid.UUID((await create_task(user, "write tests")).id)
     await update_task(UpdateTask(user, task_id, {"title": "write more tests"}), unit_of_work("update-task"))
     await complete_task(CompleteTask(user, task_id), unit_of_work("complete-task"))
     await delete_task(DeleteTask(user, task_id), unit_of_work("delete-task"))
@@ -108,7 +113,7 @@ async def rows_of(task_id: uuid.UUID) -> list[TaskEvent]:
 
 
 async def relay(settings: Settings, publisher: Publisher) -> int:
-    result = await relay_outbox(get_sessionmaker(), publisher, grace_seconds=0.0, batch_size=100)
+    result = await relay_outbox(await get_pool(), publisher, grace_seconds=0.0, batch_size=100)
     return result.published
 
 
@@ -151,13 +156,12 @@ async def test_the_fast_path_publishes_a_commit_without_the_relay(
     settings: Settings, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("todo_backend.bootstrap.get_publisher", lambda: publisher)
-    uow = unit_of_work("create-task")
-    created = await create_task(CreateTask(f"user-{uuid.uuid4()}", TaskCreate(title="fast")), uow)
-    await publish_now(uow.committed)
+    created = await create_task(f"user-{uuid.uuid4()}", "fast")
+    await publish_now([created.id])
 
     records = await read_topic(settings, settings.topic_task_events, 1)
-    assert [dict(r.headers)["ce_subject"].decode() for r in records] == [created.task["id"]]
-    assert all(row.published_at is not None for row in await rows_of(uuid.UUID(created.task["id"])))
+    assert [dict(r.headers)["ce_subject"].decode() for r in records] == [created.id]
+    assert all(row.published_at is not None for row in await rows_of(uuid.UUID(created.id)))
 
 
 async def test_two_relays_racing_publish_each_event_once_in_per_task_order(settings: Settings) -> None:
@@ -194,13 +198,12 @@ async def test_with_the_broker_down_requests_succeed_and_nothing_is_lost_once_it
     user = f"user-{uuid.uuid4()}"
 
     async def change() -> uuid.UUID:
-        uow = unit_of_work("create-task")
-        created = await create_task(CreateTask(user, TaskCreate(title="during an outage")), uow)
-        await publish_now(uow.committed)
-        task_id = uuid.UUID(created.task["id"])
+        created = await create_task(user, "during an outage")
+        await publish_now([created.id])
+        task_id = uuid.UUID(created.id)
         uow = unit_of_work("update-task")
         await update_task(UpdateTask(user, task_id, {"priority": "high"}), uow)
-        await publish_now(uow.committed)
+        await publish_now([row.partition_key for row in uow.committed])
         return task_id
 
     try:
@@ -313,8 +316,8 @@ async def test_an_event_naming_another_users_task_is_a_poison_event_and_has_no_e
     database_url: str,
 ) -> None:
     owner, forger = f"user-{uuid.uuid4()}", f"user-{uuid.uuid4()}"
-    created = await create_task(CreateTask(owner, TaskCreate(title="mine")), unit_of_work("create-task"))
-    forged = an_event(forger, "forged", task_id=uuid.UUID(created.task["id"]))
+    created = await create_task(owner, "mine")
+    forged = an_event(forger, "forged", task_id=uuid.UUID(created.id))
     with pytest.raises(PoisonEvent):
         await consume("test-consumer", receive(CREATED, forged), make_task)
     assert await count_tasks(forger) == 0

@@ -40,10 +40,11 @@ from todo_backend.catalog import Delivery
 from todo_backend.db import get_engine, get_sessionmaker
 from todo_backend.devstack import dispatcher
 from todo_backend.devstack.runner import free_port
-from todo_backend.events import to_cloudevent_json
-from todo_backend.models import TaskEvent, utcnow
+from todo_backend.fields import utcnow
+from todo_backend.models import TaskEvent
 from todo_backend.reminders import CheckDueTasks, check_due_tasks
 from todo_backend.settings import get_settings
+from todo_backend.stored import to_cloudevent_json
 
 REMINDER_DUE = "dev.todo.reminder.due"
 

@@ -21,10 +21,10 @@ from taskapi import Api, Sql, assert_problem, b64
 from todo_backend import catalog
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.db import get_sessionmaker
-from todo_backend.events import to_cloudevent_json
 from todo_backend.models import RecurringTaskCreate, TaskEvent
 from todo_backend.recurrence import Schedule
 from todo_backend.recurring import CreateRecurringTask, create_recurring_task
+from todo_backend.stored import to_cloudevent_json
 from todo_backend.tasks import CompleteTask, complete_task
 
 SERIES = "/api/recurring-tasks"

@@ -25,7 +25,6 @@ from todo_backend.catalog import by_name
 from todo_backend.consumers import consume, receive
 from todo_backend.db import get_sessionmaker
 from todo_backend.errors import PoisonEvent, Unprocessable
-from todo_backend.events import to_cloudevent_json
 from todo_backend.models import RecurringTaskCreate, RecurringTaskUpdate, Task, TaskEvent
 from todo_backend.recurrence import Budget, Schedule
 from todo_backend.recurring import (
@@ -42,6 +41,7 @@ from todo_backend.recurring import (
     schedule_next_occurrence,
     update_recurring_task,
 )
+from todo_backend.stored import to_cloudevent_json
 from todo_backend.tasks import CompleteTask, DeleteTask, UpdateTask, complete_task, delete_task, update_task
 
 T0 = datetime(2091, 1, 1, tzinfo=UTC)

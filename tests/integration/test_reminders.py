@@ -18,11 +18,12 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from taskapi import Api, Sql
 
 from todo_backend.bootstrap import unit_of_work
-from todo_backend.events import to_cloudevent_json
+from todo_backend.fields import rfc3339, utcnow
 from todo_backend.messaging import topic_for
-from todo_backend.models import TaskEvent, rfc3339, utcnow
+from todo_backend.models import TaskEvent
 from todo_backend.reminders import CheckDueTasks, CheckResult, check_due_tasks, claim_due
 from todo_backend.settings import get_settings
+from todo_backend.stored import to_cloudevent_json
 
 REMINDER_DUE = "dev.todo.reminder.due"
 

@@ -20,7 +20,7 @@ from taskapi import Sql
 
 from todo_backend import migrations
 from todo_backend.db import get_sessionmaker
-from todo_backend.models import utcnow
+from todo_backend.fields import utcnow
 from todo_backend.retention import RULES, PruneExpiredRows, PruneResult, prune_expired_rows
 
 KEEP = timedelta(days=3650)

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from taskapi import PROBLEM_JSON, load_apps, mint
 
-from todo_backend import catalog, db
+from todo_backend import catalog, db, pg
 from todo_backend.devstack.gateway import _no_route as no_route
 from todo_backend.devstack.gateway import _raw_path as raw_path
 from todo_backend.openapi import build_openapi
@@ -53,6 +53,7 @@ def catalog_router(apps: dict[str, ASGIApp]) -> ASGIApp:
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await db.get_engine().dispose()
+            await pg.close_pool()
             await send({"type": "lifespan.shutdown.complete"})
             return
         # The gateway's own checks first: it refuses control characters and encoded separators in a
@@ -71,8 +72,9 @@ def catalog_router(apps: dict[str, ASGIApp]) -> ASGIApp:
 @pytest.fixture(scope="module")
 async def router(database_url: str) -> AsyncIterator[ASGIApp]:
     """Every routed function's app behind one router; figures for the run printed at the end."""
-    # Connections made on pytest's loop cannot be used on schemathesis's: start from an empty pool.
+    # Connections made on pytest's loop cannot be used on schemathesis's: start from empty pools.
     await db.get_engine().dispose()
+    await pg.close_pool()
     yield catalog_router(load_apps(fn for fn in catalog.FUNCTIONS if fn.routes))
     asgi.shutdown_lifespans()
     operations = sorted({op for op, _ in RESULTS})

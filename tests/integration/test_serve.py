@@ -21,9 +21,11 @@ from taskapi import mint
 
 from todo_backend.catalog import source_checkout
 from todo_backend.devstack.runner import free_port, wait_for_port
-from todo_backend.events import TaskCompleted, to_cloudevent_json, to_outbox_row
-from todo_backend.models import Task, utcnow
+from todo_backend.events import TaskCompleted, to_outbox_row
+from todo_backend.fields import utcnow
+from todo_backend.models import Task
 from todo_backend.settings import LOCAL_JWT_SECRET
+from todo_backend.stored import to_cloudevent_json
 
 
 def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

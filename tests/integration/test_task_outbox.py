@@ -124,14 +124,25 @@ async def test_a_change_whose_outbox_row_cannot_be_written_changes_nothing(
 
 
 async def test_a_create_whose_outbox_row_cannot_be_written_creates_nothing_and_keeps_its_key_free(
-    alice: Api, sql: Sql, outbox_insert_fails: Callable[[], Awaitable[None]], monkeypatch: pytest.MonkeyPatch
+    alice: Api, sql: Sql
 ) -> None:
     await alice.create(title="an event to collide with")
-    await outbox_insert_fails()
+    # create-task writes its rows in one statement of its own (no unit of work to break into): the
+    # database refuses this user's next outbox row, after the task row of the same statement went in.
+    trigger = f"refuse_{uuid.uuid4().hex}"
+    await sql.pool.execute(
+        f"CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN RAISE EXCEPTION 'outbox insert refused'; END$$;"
+        f" CREATE TRIGGER {trigger} BEFORE INSERT ON task_event FOR EACH ROW"
+        f" WHEN (NEW.user_id = '{alice.user_id}') EXECUTE FUNCTION {trigger}()"
+    )
     headers = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
-    assert_problem(await alice.post("/api/tasks", json={"title": "lost"}, headers=headers), 500)
+    try:
+        assert_problem(await alice.post("/api/tasks", json={"title": "lost"}, headers=headers), 500)
+        assert_problem(await alice.post("/api/tasks", json={"title": "lost too"}), 500)  # without a key
+    finally:
+        await sql.pool.execute(f"DROP TRIGGER {trigger} ON task_event; DROP FUNCTION {trigger}()")
     assert await sql.counts(alice.user_id) == (1, 1)
-    monkeypatch.undo()
     retry = await alice.post("/api/tasks", json={"title": "lost"}, headers=headers)
     assert retry.status_code == 201
     assert "idempotent-replayed" not in retry.headers

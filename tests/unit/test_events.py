@@ -14,10 +14,11 @@ from todo_backend.events import (
     TaskDeleted,
     TaskUpdated,
     task_json,
-    to_cloudevent_json,
     to_outbox_row,
 )
-from todo_backend.models import Priority, Task
+from todo_backend.fields import Priority
+from todo_backend.models import Task
+from todo_backend.stored import to_cloudevent_json
 
 
 def a_task(**fields: object) -> Task:

@@ -13,11 +13,12 @@ from cloudevents.http import CloudEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from todo_backend import events
+from todo_backend import events, stored
 from todo_backend.catalog import FUNCTIONS, Function
 from todo_backend.consumers import InboundEvent, receive
 from todo_backend.errors import PoisonEvent
-from todo_backend.models import Anchor, Priority, RecurringTask, Task
+from todo_backend.fields import Priority
+from todo_backend.models import Anchor, RecurringTask, Task
 
 AT = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 EVERY_TYPE = Function("every-type", "test", event_types=tuple(events.EVENT_CLASSES))
@@ -70,7 +71,7 @@ EMITTED: list[events.Event] = [
 def as_received(event: events.Event) -> CloudEvent:
     row = events.to_outbox_row(event, "emitter")
     row.sequence = 1
-    attributes = events.to_cloudevent_json(row)
+    attributes = stored.to_cloudevent_json(row)
     return CloudEvent(attributes, attributes.pop("data"))
 
 

@@ -15,8 +15,8 @@ from cloudevents.kafka import KafkaMessage, from_binary, to_binary
 from hypothesis import given
 from hypothesis import strategies as st
 
-from todo_backend.events import to_cloudevent_json
 from todo_backend.messaging import to_kafka_record
+from todo_backend.stored import to_cloudevent_json
 
 text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=30)
 json_values = st.recursive(

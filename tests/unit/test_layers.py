@@ -19,6 +19,9 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "errors",
             "settings",
+            "fields",
+            "stored",
+            "derived",
             "catalog",
             "recurrence",
             "models",
@@ -30,17 +33,20 @@ LAYERS: list[tuple[str, set[str]]] = [
         },
     ),
     # Connections and the outbox: the database, the broker, the email binding, metrics, the bootstrap.
-    ("infrastructure", {"db", "metrics", "email", "messaging", "uow", "relay", "bootstrap"}),
+    ("infrastructure", {"db", "pg", "commits", "metrics", "email", "messaging", "uow", "relay", "bootstrap"}),
     # The consumer wrapping that event handlers build on: an inbound CloudEvent read once into its typed
     # event, the shared ownership check, tracking rows.
     ("consumption", {"consumers"}),
     # Handlers per aggregate and the cron ticks.
-    ("handlers", {"tasks", "recurring", "webhooks", "notifications", "reminders", "retention"}),
+    (
+        "handlers",
+        {"task_create", "tasks", "recurring", "webhooks", "notifications", "reminders", "retention"},
+    ),
     # Request adapters: HTTP in and out, problem+json; the image's entry point.
     ("adapters", {"http", "serve"}),
     # What reads the package from outside: the OpenAPI document, the manifest generator, migrations,
     # the local stack.
-    ("tools", {"openapi", "deploy", "migrations", "devstack"}),
+    ("tools", {"openapi", "derive", "deploy", "migrations", "devstack"}),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
 # The web framework belongs to the adapters (and the local stack that runs them), never below.

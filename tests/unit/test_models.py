@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from sqlmodel import SQLModel
 
 from todo_backend.events import task_json
+from todo_backend.fields import Priority
 from todo_backend.http import Problem, parse
 from todo_backend.models import (
-    Priority,
     RecurringTaskCreate,
     RecurringTaskUpdate,
     Task,

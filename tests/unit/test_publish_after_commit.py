@@ -19,7 +19,7 @@ from todo_backend.uow import UnitOfWork
 
 PACKAGE = Path(__file__).resolve().parents[2] / "shared" / "todo_backend"
 # Handlers and ticks, as tests/unit/test_layers.py names them; a name may be a module or a package.
-HANDLERS = {"tasks", "recurring", "webhooks", "notifications", "reminders", "retention"}
+HANDLERS = {"task_create", "tasks", "recurring", "webhooks", "notifications", "reminders", "retention"}
 PUBLISHING = {"publish_now", "get_publisher", "collecting_commits", "commit_listener", "publish_committed"}
 
 
@@ -34,30 +34,30 @@ class CommitOnly:
 
 
 @pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list[list[TaskEvent]]:
-    calls: list[list[TaskEvent]] = []
+def published(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
 
-    async def record(rows: Sequence[TaskEvent]) -> None:
-        calls.append(list(rows))
+    async def record(keys: Sequence[str]) -> None:
+        calls.append(list(keys))
 
     monkeypatch.setattr(bootstrap, "publish_now", record)
-    monkeypatch.setattr(uow, "to_outbox_row", lambda event, source: TaskEvent(type=event))
+    monkeypatch.setattr(uow, "to_outbox_row", lambda event, source: TaskEvent(partition_key=event))
     return calls
 
 
-async def commit(*types: str) -> list[TaskEvent]:
-    """One unit of work that emits an event per type and commits; the rows it committed."""
+async def commit(*keys: str) -> list[str]:
+    """One unit of work that emits an event per partition key and commits; the keys it announced."""
     settings = Settings(database_url="postgresql://unused/x", jwt_secret="s" * 40)
     unit = UnitOfWork(async_sessionmaker(), "test", settings)
     unit.session = CommitOnly()
-    for event_type in types:
-        unit.emit(event_type)
+    for key in keys:
+        unit.emit(key)
     await unit.commit()
-    return unit.committed
+    return [row.partition_key for row in unit.committed]
 
 
 async def test_an_entry_collects_every_commit_of_its_block_and_publishes_nothing_itself(
-    published: list[list[TaskEvent]],
+    published: list[list[str]],
 ) -> None:
     async with collecting_commits() as rows:
         first = await commit("a", "b")
@@ -68,7 +68,7 @@ async def test_an_entry_collects_every_commit_of_its_block_and_publishes_nothing
     assert rows == first + second  # outside the block nobody listens: the row waits for the relay
 
 
-async def test_a_cron_entry_publishes_each_commit_right_after_it(published: list[list[TaskEvent]]) -> None:
+async def test_a_cron_entry_publishes_each_commit_right_after_it(published: list[list[str]]) -> None:
     async with collecting_commits(publish_each=True) as rows:
         first = await commit("a", "b")
         assert published == [first]  # before the next batch starts

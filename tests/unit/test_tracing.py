@@ -12,7 +12,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from todo_backend import events, logs, tracing
+from todo_backend import events, logs, stored, tracing
 from todo_backend.catalog import source_checkout
 from todo_backend.messaging import to_kafka_record
 from todo_backend.models import Task
@@ -86,7 +86,7 @@ def test_inside_a_span_rows_written_carry_it_and_log_lines_name_its_trace() -> N
     assert (row.traceparent, row.tracestate) == (context.traceparent, "k=v")
     assert line["trace_id"] == context.trace_id == tracing.parse(PARENT).trace_id  # type: ignore[union-attr]
     row.sequence, row.id = 7, uuid.uuid4()
-    cloudevent = events.to_cloudevent_json(row)
+    cloudevent = stored.to_cloudevent_json(row)
     assert (cloudevent["traceparent"], cloudevent["tracestate"]) == (context.traceparent, "k=v")
     _, headers, _ = to_kafka_record(row)
     assert dict(headers)["ce_traceparent"] == context.traceparent.encode()
@@ -95,7 +95,7 @@ def test_inside_a_span_rows_written_carry_it_and_log_lines_name_its_trace() -> N
 def test_a_row_written_outside_any_span_has_no_trace_attributes() -> None:
     row = events.to_outbox_row(events.TaskCreated(Task(user_id="ada", title="t")), "create-task")
     row.sequence = 1
-    assert row.traceparent is None and "traceparent" not in events.to_cloudevent_json(row)
+    assert row.traceparent is None and "traceparent" not in stored.to_cloudevent_json(row)
 
 
 def test_without_an_endpoint_no_opentelemetry_module_is_ever_imported() -> None:

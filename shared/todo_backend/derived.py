@@ -1,0 +1,68 @@
+"""Derived from models.py by `python -m todo_backend.derive`: do not edit. The hot paths'
+request validators, row mappers and SQL, in pydantic and strings alone (their cold path imports
+neither SQLModel nor SQLAlchemy). tests/unit/test_derived.py holds it equal to what the generator
+renders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, StrictBool
+
+from todo_backend.fields import Description, Input, Instant, Priority, RemindBefore, Tags, Title, rfc3339
+
+
+TASK_COLUMNS = ('title', 'description', 'due_date', 'priority', 'tags', 'remind_before_minutes', 'id', 'user_id', 'completed', 'completed_at', 'reminded_at', 'remind_at', 'recurring_task_id', 'occurrence_at', 'created_at', 'updated_at', 'version')
+TASK_EVENT_COLUMNS = ('id', 'type', 'source', 'subject', 'time', 'partition_key', 'user_id', 'data', 'traceparent', 'tracestate')
+TASK_CREATED = "dev.todo.task.created"
+# $1.. the task's columns, then the outbox row's.
+CREATE_TASK = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, traceparent, tracestate) VALUES ($18, $19, $20, $21, $22, $23, $24, $25::jsonb, $26, $27) RETURNING sequence'
+# CREATE_TASK's parameters, then the response to store and the Idempotency-Key.
+CREATE_TASK_WITH_KEY = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)), stored AS (UPDATE idempotency_key SET status_code = 201, response = $28::jsonb WHERE user_id = $8 AND key = $29) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, traceparent, tracestate) VALUES ($18, $19, $20, $21, $22, $23, $24, $25::jsonb, $26, $27) RETURNING sequence'
+# A key's first use claims it; a key past its retention (created before $5) is claimed afresh.
+CLAIM_IDEMPOTENCY_KEY = 'INSERT INTO idempotency_key (user_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO UPDATE SET request_hash = excluded.request_hash, created_at = excluded.created_at, status_code = NULL, response = NULL WHERE idempotency_key.created_at < $5 RETURNING key'
+PRIOR_RESPONSE = 'SELECT request_hash, response::text FROM idempotency_key WHERE user_id = $1 AND key = $2'
+UNPUBLISHED_OF_KEYS = 'SELECT sequence, id, type, source, subject, time, partition_key, user_id, data::text AS data, published_at, traceparent, tracestate FROM task_event WHERE published_at IS NULL AND partition_key = ANY($1::text[]) ORDER BY sequence'
+MARK_PUBLISHED = 'UPDATE task_event SET published_at = now() WHERE sequence = ANY($1::bigint[])'
+
+
+class TaskCreate(Input):
+    """POST body, and PUT body (a PUT replaces every editable field; omitted ones reset)."""
+
+    title: Title
+    description: Description = ''
+    due_date: Instant | None = None
+    priority: Priority = Priority.medium
+    tags: Tags = Field(default_factory=list)
+    remind_before_minutes: RemindBefore | None = None
+    completed: StrictBool = False
+
+
+def _rfc3339(value: datetime | None) -> str | None:
+    return None if value is None else rfc3339(value)
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def task_public(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "title": row["title"],
+        "description": row["description"],
+        "completed": row["completed"],
+        "completed_at": _rfc3339(row["completed_at"]),
+        "due_date": _rfc3339(row["due_date"]),
+        "priority": str(row["priority"]),
+        "tags": list(row["tags"]),
+        "remind_before_minutes": row["remind_before_minutes"],
+        "reminded_at": _rfc3339(row["reminded_at"]),
+        "recurring_task_id": _str(row["recurring_task_id"]),
+        "occurrence_at": _rfc3339(row["occurrence_at"]),
+        "created_at": rfc3339(row["created_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
+        "version": row["version"],
+    }

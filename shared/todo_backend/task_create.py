@@ -1,0 +1,125 @@
+"""create-task's handler, on asyncpg directly: the busiest write, with no ORM unit of work and no
+SQLAlchemy on its cold path. The task, its outbox row and (with an Idempotency-Key) the stored response
+are one statement; the task's JSON is rendered once, for the response, the event and the stored reply."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from todo_backend import tracing
+from todo_backend.commits import announce
+from todo_backend.derived import (
+    CLAIM_IDEMPOTENCY_KEY,
+    CREATE_TASK,
+    CREATE_TASK_WITH_KEY,
+    PRIOR_RESPONSE,
+    TASK_COLUMNS,
+    TASK_CREATED,
+    TASK_EVENT_COLUMNS,
+    TaskCreate,
+    task_public,
+)
+from todo_backend.errors import Unprocessable
+from todo_backend.fields import utcnow
+from todo_backend.settings import Settings
+
+
+@dataclass(frozen=True)
+class CreateTask:
+    user_id: str
+    fields: TaskCreate
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    id: str
+    json: str  # the task's JSON as the first response gave it, replayed for a repeated key
+    replayed: bool = False
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def reminder_instant(due_date: datetime | None, minutes: int | None, default_minutes: int) -> datetime | None:
+    """When a task's reminder falls due: its due date less its lead time, DEFAULT_REMIND_BEFORE_MINUTES
+    (`default_minutes`) for a task that names none. None without a due date."""
+    if due_date is None:
+        return None
+    return due_date - timedelta(minutes=default_minutes if minutes is None else minutes)
+
+
+async def create_task(cmd: CreateTask, pool: asyncpg.Pool, source: str, settings: Settings) -> Created:
+    """`source` is the emitting function's name (the CloudEvent source is /functions/<name>)."""
+    now = utcnow()
+    task: dict[str, Any] = {
+        **cmd.fields.model_dump(),
+        "id": uuid.uuid4(),
+        "user_id": cmd.user_id,
+        "reminded_at": None,
+        "recurring_task_id": None,
+        "occurrence_at": None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    task["completed_at"] = now if task["completed"] else None
+    task["remind_at"] = reminder_instant(
+        task["due_date"], task["remind_before_minutes"], settings.default_remind_before_minutes
+    )
+    body = _dumps(task_public(task))
+    trace = tracing.current()
+    subject = str(task["id"])
+    event = {
+        "id": uuid.uuid4(),
+        "type": TASK_CREATED,
+        "source": f"/functions/{source}",
+        "subject": subject,
+        "time": now,
+        "partition_key": subject,
+        "user_id": cmd.user_id,
+        "data": f'{{"task":{body}}}',
+        "traceparent": trace and trace.traceparent,
+        "tracestate": trace and trace.tracestate,
+    }
+    params = [task[c] for c in TASK_COLUMNS] + [event[c] for c in TASK_EVENT_COLUMNS]
+    if cmd.idempotency_key is None:
+        await pool.fetchval(CREATE_TASK, *params)
+    else:
+        async with pool.acquire() as conn, conn.transaction():
+            prior = await _claim_idempotency_key(cmd, conn, settings)
+            if prior is not None:
+                return Created(json.loads(prior)["id"], prior, replayed=True)
+            await conn.fetchval(CREATE_TASK_WITH_KEY, *params, body, cmd.idempotency_key)
+    await announce([subject])
+    return Created(subject, body)
+
+
+async def _claim_idempotency_key(cmd: CreateTask, conn: asyncpg.Connection, settings: Settings) -> str | None:
+    """Claim the key in this transaction, or return the stored response of its first use.
+
+    A concurrent request with the same key blocks on the primary key until the first commits, then
+    sees its response; an expired key is claimed afresh.
+    """
+    digest = hashlib.sha256(
+        json.dumps(cmd.fields.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    now = utcnow()
+    expired = now - timedelta(hours=settings.idempotency_key_ttl_hours)
+    key = cmd.idempotency_key
+    if await conn.fetchval(CLAIM_IDEMPOTENCY_KEY, cmd.user_id, key, digest, now, expired) is not None:
+        return None
+    request_hash, response = await conn.fetchrow(PRIOR_RESPONSE, cmd.user_id, key)
+    if request_hash != digest or response is None:
+        raise Unprocessable(
+            "this Idempotency-Key was already used with a different request body", "Idempotency-Key"
+        )
+    return response
