@@ -32,8 +32,16 @@ async def get_pool() -> asyncpg.Pool:
                 max_inactive_connection_lifetime=300,
                 timeout=s.db_connect_timeout_seconds,
                 statement_cache_size=100 if s.db_statement_cache else 0,
+                reset=_keep_session,
             )
     return _pool
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a released connection needs beyond asyncpg's own rollback of an open transaction: nothing.
+    Nothing here changes session state (settings are SET LOCAL, advisory locks transaction-scoped, no
+    LISTEN, no cursors), so asyncpg's default reset query (unlock all, CLOSE ALL, UNLISTEN, RESET ALL)
+    would be one more round trip per checkout: half of create-task's round trips."""
 
 
 async def close_pool() -> None:
