@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 # The whole stack on http://127.0.0.1:8080 (PORT=... to change); Ctrl-C stops everything.
 run: $(STAMP)
-	$(BIN)/todo run $(if $(PORT),--port $(PORT))
+	$(BIN)/todo run $(if $(PORT),--port $(PORT)) $(if $(WARM),--warm)
 
 # make token USER=alice: a bearer token the local stack accepts.
 token: $(STAMP)
@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/commit_latency.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/check_due_tasks.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/materialize.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/local_stack.py $(if $(QUICK),--quick)
 
 # Keeps .data (the local database); `rm -rf .data` resets it.
 clean:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +28,15 @@ class RunningStack:
 
 
 @contextlib.contextmanager
-def todo_run(env: Mapping[str, str], log: Path, timeout: float = 90.0) -> Iterator[str]:
-    """`todo run` in a process of its own, as a user starts it, with `env` as its whole environment and
-    its output in `log`; yields the gateway URL once /healthz answers 200. SIGTERM stops it in order;
-    what is still running after that is killed."""
+def todo_run(
+    env: Mapping[str, str], log: Path, timeout: float = 90.0, options: Sequence[str] = ("--warm",)
+) -> Iterator[str]:
+    """`todo run` in a process of its own, as a user starts it, with `env` as its whole environment,
+    `options` on its command line and its output in `log`; yields the gateway URL once /healthz answers
+    200. SIGTERM stops it in order; what is still running after that is killed."""
     port = free_port()
     with log.open("wb") as out:
-        command = [str(Path(sys.executable).with_name("todo")), "run", "--port", str(port)]
+        command = [str(Path(sys.executable).with_name("todo")), "run", "--port", str(port), *options]
         process = subprocess.Popen(command, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://{HOST}:{port}"
     try:

@@ -18,6 +18,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve every function behind one gateway, as `make run` does")
     run.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    scaling = run.add_mutually_exclusive_group()
+    scaling.add_argument(
+        "--warm", action="store_true", help="start every function now and keep it up (no scale to zero)"
+    )
+    scaling.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=30.0,
+        help="stop a function after this long without a request, event or tick (default 30)",
+    )
     token = commands.add_parser("token", help="print a bearer token for a user of the local stack")
     token.add_argument("user", help="the token's subject: the user id the functions see")
     token.add_argument("--hours", type=float, default=24.0, help="lifetime (default 24)")
@@ -37,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from todo_backend.devstack.runner import run as run_stack
 
-        run_stack(args.port)
+        run_stack(args.port, None if args.warm else args.idle_seconds)
     elif args.command == "token":
         print(mint_token(args.user, timedelta(hours=args.hours)))
     elif args.command == "migrate":

@@ -19,6 +19,7 @@ from cloudevents.kafka import KafkaMessage
 from cloudevents.kafka import from_binary as from_kafka_binary
 
 from todo_backend.catalog import DELIVERY, Function
+from todo_backend.devstack.activator import Serving, always_up
 from todo_backend.messaging import topic_for
 from todo_backend.settings import Settings
 
@@ -64,8 +65,16 @@ async def post_event(client: httpx.AsyncClient, url: str, record: ConsumerRecord
 class Subscription:
     """One function's trigger: its consumer group, its filter, its dead letters."""
 
-    def __init__(self, fn: Function, url: str, settings: Settings, dead_letters: AIOKafkaProducer) -> None:
+    def __init__(
+        self,
+        fn: Function,
+        url: str,
+        settings: Settings,
+        dead_letters: AIOKafkaProducer,
+        serving: Serving = always_up,
+    ) -> None:
         self.fn, self.url, self.settings, self.dead_letters = fn, url, settings, dead_letters
+        self.serving = serving
 
     def topics(self) -> list[str]:
         return sorted({topic_for(t, self.settings) for t in self.fn.event_types})
@@ -112,7 +121,10 @@ class Subscription:
             ce_type = dict(record.headers).get("ce_type", b"").decode()
             if ce_type not in self.fn.event_types:
                 continue  # the trigger's type filter
-            outcome = await post_event(client, self.url, record)
+            # A function at zero is started for its event; one that cannot start fails the batch, which
+            # is consumed again from its uncommitted offset (the activator's 503, retried).
+            async with self.serving(self.fn.name):
+                outcome = await post_event(client, self.url, record)
             if not outcome.delivered:
                 await self._dead_letter(record, outcome)
 
@@ -129,7 +141,9 @@ class Subscription:
         )
 
 
-async def dispatch(subscriptions: dict[Function, str], settings: Settings) -> None:
+async def dispatch(
+    subscriptions: dict[Function, str], settings: Settings, serving: Serving = always_up
+) -> None:
     """Run every subscription until cancelled."""
     from aiokafka import AIOKafkaProducer
 
@@ -141,7 +155,10 @@ async def dispatch(subscriptions: dict[Function, str], settings: Settings) -> No
     await dead_letters.start()
     try:
         await asyncio.gather(
-            *(Subscription(fn, url, settings, dead_letters).run() for fn, url in subscriptions.items())
+            *(
+                Subscription(fn, url, settings, dead_letters, serving).run()
+                for fn, url in subscriptions.items()
+            )
         )
     finally:
         await dead_letters.stop()

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from http import HTTPStatus
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import httpx
@@ -28,6 +29,9 @@ from starlette.routing import Route
 
 from todo_backend import catalog
 from todo_backend.http import Problem
+
+if TYPE_CHECKING:
+    from todo_backend.devstack.activator import Activator
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +101,16 @@ def create_gateway(
     also_down: Callable[[], list[str]] = list,
     start_wait_seconds: float = START_WAIT_SECONDS,
     metrics: Mapping[str, str] | None = None,
+    activator: Activator | None = None,
 ) -> Starlette:
     """Route /api/... by the catalog, /_fn/<name>/... straight to one function; `upstreams` maps
     function names to base URLs such as http://127.0.0.1:9101. `also_down` names the other parts of
     the stack that are down (the local eventing), for /healthz. `metrics` maps function names to the
-    base URLs of their exporters (http://127.0.0.1:9464), which /metrics reads together."""
+    base URLs of their exporters (http://127.0.0.1:9464), which /metrics reads together.
+
+    With an `activator` the functions scale to zero: a request waits while its function starts, and
+    /healthz asks the activator which functions are down (one at zero is not) instead of probing them.
+    Without one, every function is expected up and /healthz probes each."""
     exporters = dict(metrics or {})
     assets = _docs_assets()
     # One client for every request, so connections to the functions are pooled.
@@ -110,8 +119,16 @@ def create_gateway(
         limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS),
     )
 
-    async def forward(request: Request, base_url: str, path: str) -> Response:
-        return await _proxy(client, request, base_url, path, time.monotonic() + start_wait_seconds)
+    async def forward(request: Request, name: str, path: str) -> Response:
+        if activator is None:
+            return await _proxy(client, request, upstreams[name], path, time.monotonic() + start_wait_seconds)
+        try:
+            async with activator.serving(name):
+                deadline = time.monotonic() + start_wait_seconds
+                return await _proxy(client, request, upstreams[name], path, deadline)
+        except RuntimeError as err:
+            logger.warning("%s", err)
+            return problem(503, f"function {name} could not be started; see the stack's log")
 
     async def api(request: Request) -> Response:
         path = _raw_path(request)
@@ -123,7 +140,7 @@ def create_gateway(
         fn, _ = match
         if fn.name not in upstreams:
             return problem(503, f"function {fn.name} is not running in this stack")
-        return await forward(request, upstreams[fn.name], path)
+        return await forward(request, fn.name, path)
 
     async def direct(request: Request) -> Response:
         path = _raw_path(request)
@@ -133,12 +150,15 @@ def create_gateway(
         _, _, name, rest = path.split("/", 3)
         if unquote(name) not in upstreams:
             return problem(404, f"no function named {unquote(name)!r} runs in this stack")
-        return await forward(request, upstreams[unquote(name)], "/" + rest)
+        return await forward(request, unquote(name), "/" + rest)
 
     async def healthz(request: Request) -> Response:
-        names = list(upstreams)
-        answers = await asyncio.gather(*(_is_up(client, upstreams[name]) for name in names))
-        down = [name for name, up in zip(names, answers, strict=True) if not up] + also_down()
+        if activator is None:
+            names = list(upstreams)
+            answers = await asyncio.gather(*(_is_up(client, upstreams[name]) for name in names))
+            down = [name for name, up in zip(names, answers, strict=True) if not up] + also_down()
+        else:
+            down = activator.down() + also_down()
         if down:
             return JSONResponse({"status": "unavailable", "down": down}, 503)
         return JSONResponse({"status": "ok"})

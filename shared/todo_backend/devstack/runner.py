@@ -25,11 +25,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter
 
 from todo_backend.catalog import FUNCTIONS, Function, source_checkout
 from todo_backend.settings import LOCAL_JWT_SECRET, Settings
+
+if TYPE_CHECKING:
+    from todo_backend.devstack.activator import Activator, Serving
 
 logger = logging.getLogger(__name__)
 
@@ -263,20 +267,26 @@ def _pump(spawned: FunctionProcess) -> None:
 class Stack:
     database_url: str
     kafka_bootstrap_servers: str
-    functions: list[FunctionProcess]
+    functions: list[FunctionProcess]  # started and kept up (`--warm`); empty when they scale to zero
     eventing: LocalEventing
+    activator: Activator | None = None  # starts and stops them, when they scale to zero
 
     @property
     def upstreams(self) -> dict[str, str]:
+        if self.activator is not None:
+            return self.activator.upstreams
         return {p.fn.name: p.url for p in self.functions}
 
     @property
     def metrics(self) -> dict[str, str]:
         """Where each function exports its metrics, for the gateway's /metrics."""
+        if self.activator is not None:
+            return self.activator.metrics
         return {p.fn.name: p.metrics_url for p in self.functions if p.metrics_url}
 
     def down(self) -> list[str]:
-        """The parts of the stack beside the functions that are not running (the gateway probes those)."""
+        """The parts of the stack beside the functions that are not running (the gateway probes those,
+        or asks the activator)."""
         return self.eventing.down()
 
     def state(self, gateway_url: str) -> dict[str, object]:
@@ -296,7 +306,7 @@ class Stack:
             ("database", self.database_url, ""),
             ("broker", self.kafka_bootstrap_servers, "topics: `make events` tails them"),
         ]
-        rows += [(p.fn.name, p.url, _trigger(p.fn)) for p in self.functions]
+        rows += [(fn.name, self.upstreams[fn.name], _trigger(fn)) for fn in FUNCTIONS]
         width = [max(len(row[i]) for row in rows) for i in range(2)]
         return "\n".join(f"{a:<{width[0]}}  {b:<{width[1]}}  {c}".rstrip() for a, b, c in rows)
 
@@ -316,11 +326,17 @@ def local_stack(
     kafka_bootstrap_servers: str | None = None,
     broker_port: int | None = None,
     idempotence: str | None = None,
+    idle_seconds: float | None = None,
 ) -> Iterator[Stack]:
     """PostgreSQL (embedded in `data_dir` unless `database_url` is given), migrated; the broker (embedded
-    unless `kafka_bootstrap_servers` is given) with its topics; every function, restarted when it exits;
-    and the local eventing: each subscription's dispatcher and each cron function's schedule.
-    `idempotence` is KAFKA_ENABLE_IDEMPOTENCE as the user set it (unset: ask the broker)."""
+    unless `kafka_bootstrap_servers` is given) with its topics; the functions; and the local eventing:
+    each subscription's dispatcher and each cron function's schedule. `idempotence` is
+    KAFKA_ENABLE_IDEMPOTENCE as the user set it (unset: ask the broker).
+
+    With `idle_seconds` the functions scale to zero: each starts on its first request, event or tick
+    and stops after that long without one (activator.py). Without, every function starts now and is
+    restarted when it exits."""
+    from todo_backend.devstack.activator import Activator
     from todo_backend.devstack.broker import EmbeddedBroker
     from todo_backend.devstack.postgres import EmbeddedPostgres
     from todo_backend.migrations import upgrade
@@ -342,28 +358,37 @@ def local_stack(
             kafka_bootstrap_servers,
             decide_idempotence(kafka_bootstrap_servers, idempotence),
         )
-        functions: list[FunctionProcess] = []
-        cleanup.callback(_uninterruptible(_stop_all), functions)
+        ports: dict[Function, tuple[int, int]] = {}
         port, metrics_port = FIRST_FUNCTION_PORT - 1, FIRST_METRICS_PORT - 1
         for fn in FUNCTIONS:
             # From the last one up: the previous function has not bound its port yet (nor its metrics
             # port: that waits for its first observation).
             port = free_port(port + 1)
             metrics_port = free_port(metrics_port + 1)
-            functions.append(spawn_function(fn, port, env, metrics_port))
-        for process in functions:
-            process.wait_ready()
-        supervisor = Supervisor(functions, env)
-        # Registered after _stop_all, so it runs first: nothing is restarted once stopping has begun.
-        cleanup.callback(supervisor.stop)
+            ports[fn] = (port, metrics_port)
+        functions: list[FunctionProcess] = []
+        activator = None
+        if idle_seconds is None:
+            cleanup.callback(_uninterruptible(_stop_all), functions)
+            functions += [spawn_function(fn, ports[fn][0], env, ports[fn][1]) for fn in FUNCTIONS]
+            for process in functions:
+                process.wait_ready()
+            supervisor = Supervisor(functions, env)
+            # Registered after _stop_all, so it runs first: nothing is restarted once stopping has begun.
+            cleanup.callback(supervisor.stop)
+        else:
+            activator = Activator(ports, env, idle_seconds)
+            cleanup.callback(_uninterruptible(activator.stop))
+        urls = {fn: f"http://{HOST}:{ports[fn][0]}/" for fn in FUNCTIONS}
         eventing = LocalEventing(
-            {p.fn: p.url + "/" for p in functions if p.fn.trigger == "cloudevent"},
-            {p.fn: p.url + "/" for p in functions if p.fn.trigger == "cron"},
+            {fn: url for fn, url in urls.items() if fn.trigger == "cloudevent"},
+            {fn: url for fn, url in urls.items() if fn.trigger == "cron"},
             Settings(**_settings_env(env)),
+            activator.serving if activator is not None else None,
         )
         eventing.start()
         cleanup.callback(_uninterruptible(eventing.stop))
-        yield Stack(database_url, kafka_bootstrap_servers, functions, eventing)
+        yield Stack(database_url, kafka_bootstrap_servers, functions, eventing, activator)
 
 
 def _settings_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -426,9 +451,14 @@ class LocalEventing:
     so the gateway's event loop only serves requests. `down()` names the parts that stopped."""
 
     def __init__(
-        self, subscriptions: dict[Function, str], cron: dict[Function, str], settings: Settings
+        self,
+        subscriptions: dict[Function, str],
+        cron: dict[Function, str],
+        settings: Settings,
+        serving: Serving | None = None,
     ) -> None:
         self.subscriptions, self.cron, self.settings = subscriptions, cron, settings
+        self.serving = serving
         self._loop: asyncio.AbstractEventLoop | None = None
         self._parts: dict[str, asyncio.Task[None]] = {}
         self._failure: BaseException | None = None
@@ -451,10 +481,12 @@ class LocalEventing:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
+        from todo_backend.devstack.activator import always_up
         from todo_backend.devstack.dispatcher import dispatch
         from todo_backend.devstack.scheduler import schedule
         from todo_backend.messaging import Publisher
 
+        serving = self.serving or always_up
         self._loop = asyncio.get_running_loop()
         try:
             await Publisher(self.settings).ensure_topics()
@@ -464,8 +496,8 @@ class LocalEventing:
         finally:
             self._ready.set()
         self._parts = {
-            "dispatcher": asyncio.create_task(dispatch(self.subscriptions, self.settings)),
-            "scheduler": asyncio.create_task(schedule(self.cron)),
+            "dispatcher": asyncio.create_task(dispatch(self.subscriptions, self.settings, serving)),
+            "scheduler": asyncio.create_task(schedule(self.cron, serving)),
         }
         for name, task in self._parts.items():
             task.add_done_callback(functools.partial(_report_death, name))
@@ -510,8 +542,9 @@ def _uninterruptible(teardown: Callable[..., None]) -> Callable[..., None]:
     return shielded
 
 
-def run(port: int = 8080) -> None:
-    """Serve the whole stack at http://127.0.0.1:`port` until Ctrl-C or SIGTERM."""
+def run(port: int = 8080, idle_seconds: float | None = None) -> None:
+    """Serve the whole stack at http://127.0.0.1:`port` until Ctrl-C or SIGTERM; with `idle_seconds`,
+    its functions scale to zero (started on demand, stopped after that long idle)."""
     import uvicorn
 
     from todo_backend.devstack.gateway import create_gateway
@@ -528,10 +561,13 @@ def run(port: int = 8080) -> None:
             os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
             free_port(LOCAL_BROKER_PORT),
             os.environ.get("KAFKA_ENABLE_IDEMPOTENCE"),
+            idle_seconds,
         ) as stack:
             gateway_url = f"http://{HOST}:{port}"
             logger.info("the local stack:\n%s", stack.describe(gateway_url))
-            gateway = create_gateway(stack.upstreams, stack.down, metrics=stack.metrics)
+            gateway = create_gateway(
+                stack.upstreams, stack.down, metrics=stack.metrics, activator=stack.activator
+            )
             config = uvicorn.Config(gateway, HOST, port, log_config=None)
             with _state_file(root / STATE_FILE, stack.state(gateway_url)):
                 # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises them once it has stopped.

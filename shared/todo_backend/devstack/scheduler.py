@@ -11,6 +11,7 @@ import httpx
 from croniter import croniter
 
 from todo_backend.catalog import Function
+from todo_backend.devstack.activator import Serving, always_up
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +28,25 @@ def ping_headers() -> dict[str, str]:
     }
 
 
-async def tick(client: httpx.AsyncClient, fn: Function, url: str) -> None:
+async def tick(client: httpx.AsyncClient, fn: Function, url: str, serving: Serving = always_up) -> None:
     try:
-        response = await client.post(url, headers=ping_headers(), content=b"{}")
+        async with serving(fn.name):  # a function at zero is started for its tick, as in the cluster
+            response = await client.post(url, headers=ping_headers(), content=b"{}")
         log.info("cron %s -> %s %s", fn.name, response.status_code, response.text[:200])
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, RuntimeError) as exc:
         log.warning("cron %s failed: %r", fn.name, exc)
 
 
-async def schedule(cron_functions: dict[Function, str]) -> None:
+async def schedule(cron_functions: dict[Function, str], serving: Serving = always_up) -> None:
     """Run until cancelled, each function on its own schedule (UTC)."""
     async with httpx.AsyncClient(timeout=60.0) as client:
-        await asyncio.gather(*(_every(client, fn, url) for fn, url in cron_functions.items()))
+        await asyncio.gather(*(_every(client, fn, url, serving) for fn, url in cron_functions.items()))
 
 
-async def _every(client: httpx.AsyncClient, fn: Function, url: str) -> None:
+async def _every(client: httpx.AsyncClient, fn: Function, url: str, serving: Serving) -> None:
     assert fn.schedule is not None
     times = croniter(fn.schedule, datetime.now(UTC))
     while True:
         due: datetime = times.get_next(datetime)
         await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
-        await tick(client, fn, url)
+        await tick(client, fn, url, serving)
