@@ -19,12 +19,14 @@ import re
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import harness
@@ -37,6 +39,7 @@ from todo_backend.messaging import Publisher
 from todo_backend.settings import Settings
 
 CONCURRENCY = (8, 32)
+PEER = "FastAPI + SQLModel monolith (peer)"
 # wrk (Debian's package) drives the load where it is installed: it costs the machine far less CPU per
 # request than a Python client, which here needed more CPU than the function it measured.
 WRK = shutil.which("wrk")
@@ -96,6 +99,8 @@ async def _compare(svc: harness.Services, requests: int, warmup: int) -> list[Ru
         processes.append(plain)
         fast = spawn_function(by_name("create-task"), free_port(), fast_env)
         processes.append(fast)
+        peer = _spawn_peer(env)
+        processes.append(peer)
         async with asyncpg.create_pool(svc.database_url, min_size=pool_size, max_size=pool_size) as pool:
             for process in processes:
                 process.wait_ready()
@@ -110,10 +115,26 @@ async def _compare(svc: harness.Services, requests: int, warmup: int) -> list[Ru
                 mark = await pool.fetchval("SELECT coalesce(max(sequence), 0) FROM task_event")
                 runs.append(await _drive(fast, concurrency, requests, "create-task, fast path"))
                 runs.append(await _drained(pool, runs[-1], mark, fast))
+                runs.append(await _drive(peer, concurrency, requests, PEER))
             return runs
     finally:
         for process in processes:
             process.stop()
+
+
+def _spawn_peer(env: dict[str, str]) -> FunctionProcess:
+    """bench/monolith_peer.py under uvicorn, one worker process, with the function's environment."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "monolith_peer:app", "--port", str(port), "--no-access-log"],
+        cwd=Path(__file__).parent,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a process group, as the functions have: stop() signals it whole
+    )
+    return FunctionProcess(by_name("create-task"), port, process)
 
 
 def _task_body(n: int) -> dict[str, object]:
@@ -309,6 +330,8 @@ def _report(runs: list[Run], requests: int, load: float) -> None:
         print(
             harness.goal(f"c={c} CPU per create, fast path / no broker", with_broker / without, at_most=1.3)
         )
+        versus_peer = ratios[("create-task, no broker", c)] / ratios[(PEER, c)]
+        print(harness.goal(f"c={c} create-task / FastAPI + SQLModel monolith", versus_peer, at_least=2.0))
 
 
 if __name__ == "__main__":
