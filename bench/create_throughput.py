@@ -13,6 +13,7 @@ db_max_overflow), at the same concurrency. Runs alternate per concurrency level.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -40,6 +41,7 @@ from todo_backend.settings import Settings
 
 CONCURRENCY = (8, 32)
 PEER = "FastAPI + SQLModel monolith (peer)"
+POOLED = "create-task via PgBouncer, no broker"
 # wrk (Debian's package) drives the load where it is installed: it costs the machine far less CPU per
 # request than a Python client, which here needed more CPU than the function it measured.
 WRK = shutil.which("wrk")
@@ -94,6 +96,7 @@ async def _compare(svc: harness.Services, requests: int, warmup: int) -> list[Ru
     }
     pool_size = settings.db_pool_size + settings.db_max_overflow
     processes: list[FunctionProcess] = []
+    cleanup = contextlib.ExitStack()
     try:
         plain = spawn_function(by_name("create-task"), free_port(), env)
         processes.append(plain)
@@ -101,6 +104,13 @@ async def _compare(svc: harness.Services, requests: int, warmup: int) -> list[Ru
         processes.append(fast)
         peer = _spawn_peer(env)
         processes.append(peer)
+        pooled = None
+        if harness.PGBOUNCER:
+            # The same function behind a transaction pooler, its statement cache off, as there it must be.
+            pooled_url = cleanup.enter_context(harness.pgbouncer(svc.database_url))
+            pooled_env = {**env, "DATABASE_URL": pooled_url, "DB_STATEMENT_CACHE": "false"}
+            pooled = spawn_function(by_name("create-task"), free_port(), pooled_env)
+            processes.append(pooled)
         async with asyncpg.create_pool(svc.database_url, min_size=pool_size, max_size=pool_size) as pool:
             for process in processes:
                 process.wait_ready()
@@ -116,10 +126,13 @@ async def _compare(svc: harness.Services, requests: int, warmup: int) -> list[Ru
                 runs.append(await _drive(fast, concurrency, requests, "create-task, fast path"))
                 runs.append(await _drained(pool, runs[-1], mark, fast))
                 runs.append(await _drive(peer, concurrency, requests, PEER))
+                if pooled is not None:
+                    runs.append(await _drive(pooled, concurrency, requests, POOLED))
             return runs
     finally:
         for process in processes:
             process.stop()
+        cleanup.close()
 
 
 def _spawn_peer(env: dict[str, str]) -> FunctionProcess:

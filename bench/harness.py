@@ -13,7 +13,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import socket
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -82,6 +85,46 @@ def services(*, broker: bool) -> Iterator[Services]:
             servers = stack.enter_context(EmbeddedBroker()).bootstrap_servers
             embedded = True
         yield Services(url, servers if broker else None, embedded)
+
+
+PGBOUNCER = shutil.which("pgbouncer")
+
+
+@contextlib.contextmanager
+def pgbouncer(url: str, pool_size: int = 20) -> Iterator[str]:
+    """PgBouncer (Debian's package) in transaction mode in front of the PostgreSQL at `url`, which must
+    take its user without a password (the embedded one does); yields the URL to reach it. Transaction
+    mode keeps no prepared statement from one transaction to the next (1.18 has no support for them):
+    clients must run with DB_STATEMENT_CACHE=false."""
+    assert PGBOUNCER is not None
+    server = urlsplit(url)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-pgbouncer-") as tmp:
+        ini = Path(tmp) / "pgbouncer.ini"
+        ini.write_text(
+            "[databases]\n"
+            f"* = host={server.hostname} port={server.port} user={server.username}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+            "auth_type = any\npool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\nmax_client_conn = 500\n"
+            "ignore_startup_parameters = extra_float_digits,statement_timeout\n"
+        )
+        os.chmod(tmp, 0o755)  # noqa: S103  it refuses to run as root: as nobody, it reads its file
+        command = [PGBOUNCER, *(["-u", "nobody"] if os.geteuid() == 0 else []), str(ini)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                    break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"pgbouncer did not start: {process.stderr and process.stderr.read()}")
+                time.sleep(0.05)
+            yield urlunsplit(server._replace(netloc=f"{server.username}@127.0.0.1:{port}"))
+        finally:
+            process.terminate()
+            process.wait(10)
 
 
 def load_average() -> float:

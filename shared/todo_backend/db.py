@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import (
@@ -33,8 +34,18 @@ def get_engine() -> AsyncEngine:
         # No ping per checkout (three round trips each): a pod that scaled to zero starts with an empty
         # pool, and a connection the server dropped fails its request with a 503 the client retries.
         pool_recycle=300,
-        connect_args={"timeout": s.db_connect_timeout_seconds},
+        connect_args={"timeout": s.db_connect_timeout_seconds, **({} if s.db_statement_cache else _POOLER)},
     )
+
+
+# Behind a transaction pooler (DB_STATEMENT_CACHE=false): neither asyncpg's nor SQLAlchemy's statement
+# cache, and each prepared statement under a name of its own, as SQLAlchemy's asyncpg dialect documents
+# for PgBouncer: a name reused on another server connection would collide.
+_POOLER = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+}
 
 
 @lru_cache(maxsize=1)

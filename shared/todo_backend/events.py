@@ -6,6 +6,7 @@ The catalogue of types, with their data schemas, is documented in docs/events.as
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,9 +14,10 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from todo_backend import tracing
+from todo_backend.derived import task_public
 from todo_backend.errors import PoisonEvent
 from todo_backend.fields import rfc3339, utcnow
-from todo_backend.models import RecurringTask, RecurringTaskPublic, Task, TaskEvent, TaskPublic
+from todo_backend.models import RecurringTask, RecurringTaskPublic, Task, TaskPublic
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,12 @@ CLOUDEVENT_TYPES: dict[type[Any], str] = {
 
 
 def task_json(task: Task) -> dict[str, Any]:
-    return TaskPublic.model_validate(task).model_dump(mode="json")
+    """TaskPublic's JSON, through the mapper derived from it (derived.py): the same dict (a test holds
+    them equal) at a fraction of a validation's cost, which ticks pay per row."""
+    return task_public({name: getattr(task, name) for name in _PUBLIC_FIELDS})
+
+
+_PUBLIC_FIELDS = tuple(TaskPublic.model_fields)
 
 
 def recurring_task_json(recurring: RecurringTask, next_occurrences: list[datetime]) -> dict[str, Any]:
@@ -127,11 +134,34 @@ def _data(event: Event) -> tuple[str, str, dict[str, Any]]:
     raise TypeError(event)
 
 
-def to_outbox_row(event: Event, source: str) -> TaskEvent:
+@dataclass
+class OutboxRow:
+    """A task_event row as a change writes it: a plain object, not a TaskEvent (whose construction
+    through SQLModel's validation was most of a reminder tick's cost), inserted with one statement.
+    `sequence` is the database's to assign; it is not written."""
+
+    type: str
+    source: str
+    subject: str
+    partition_key: str
+    user_id: str
+    data: dict[str, Any]
+    time: datetime
+    traceparent: str | None
+    tracestate: str | None
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    sequence: int | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The columns to insert."""
+        return {name: value for name, value in vars(self).items() if name != "sequence"}
+
+
+def to_outbox_row(event: Event, source: str) -> OutboxRow:
     """The outbox row (a CloudEvent, stored) for `event`, emitted by the function named `source`."""
     subject, user_id, data = _data(event)
     trace = tracing.current()
-    return TaskEvent(
+    return OutboxRow(
         type=CLOUDEVENT_TYPES[type(event)],
         source=f"/functions/{source}",
         subject=subject,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from todo_backend.commits import announce
-from todo_backend.events import Event, to_outbox_row
+from todo_backend.events import Event, OutboxRow, to_outbox_row
 from todo_backend.models import TaskEvent
 from todo_backend.settings import Settings
 
@@ -30,7 +31,7 @@ class UnitOfWork:
         self.source = source  # the function name: CloudEvent `source` is /functions/<name>
         self.settings = settings
         self._events: list[Event] = []
-        self.committed: list[TaskEvent] = []
+        self.committed: list[OutboxRow] = []
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessions()
@@ -53,7 +54,10 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         rows = [to_outbox_row(event, self.source) for event in self._events]
-        self.session.add_all(rows)
+        if rows:
+            # One executemany after the handler's own changes are flushed: in emit order, so the
+            # sequences the database assigns follow it.
+            await self.session.execute(insert(TaskEvent.__table__), [row.values() for row in rows])
         await self.session.commit()
         self._events = []
         self.committed = rows

@@ -103,8 +103,12 @@ def test_a_request_starts_its_function_and_an_idle_one_stops(
         )
     assert cold_starts(cold_stack, "create-task") == 1
 
-    until(lambda: "create-task" not in running(cold_stack), IDLE_SECONDS + 10, "create-task never stopped")
-    assert "function create-task stopped after" in cold_stack.log.read_text()
+    until(
+        lambda: "function create-task stopped after" in cold_stack.log.read_text(),
+        IDLE_SECONDS + 10,
+        "create-task never stopped",
+    )
+    assert "create-task" not in running(cold_stack)
     assert httpx.get(f"{cold_stack.url}/healthz", timeout=10).json() == {"status": "ok"}  # at zero, not down
 
     # A burst at a function at zero starts it once: every request waits for the same start.

@@ -11,8 +11,7 @@ import pytest
 from taskapi import Api, Sql, assert_problem
 
 from todo_backend import uow
-from todo_backend.events import Event
-from todo_backend.models import TaskEvent
+from todo_backend.events import Event, OutboxRow
 
 Change = Callable[[Api, dict[str, Any]], Awaitable[Any]]
 
@@ -98,7 +97,7 @@ def outbox_insert_fails(monkeypatch: pytest.MonkeyPatch, sql: Sql) -> Callable[[
         taken = await sql.pool.fetchval("SELECT id FROM task_event ORDER BY sequence LIMIT 1")
         assert taken is not None
 
-        def colliding(event: Event, source: str) -> TaskEvent:
+        def colliding(event: Event, source: str) -> OutboxRow:
             row = real(event, source)
             row.id = taken
             return row

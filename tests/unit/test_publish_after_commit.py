@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +14,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from todo_backend import bootstrap, uow
 from todo_backend.bootstrap import collecting_commits
-from todo_backend.models import TaskEvent
 from todo_backend.settings import Settings
 from todo_backend.uow import UnitOfWork
 
@@ -24,9 +24,9 @@ PUBLISHING = {"publish_now", "get_publisher", "collecting_commits", "commit_list
 
 
 class CommitOnly:
-    """Stands in for the session: the outbox rows are added and committed, nowhere."""
+    """Stands in for the session: the outbox rows are inserted and committed, nowhere."""
 
-    def add_all(self, rows: list[Any]) -> None:
+    async def execute(self, statement: Any, rows: list[Any]) -> None:
         pass
 
     async def commit(self) -> None:
@@ -41,7 +41,9 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         calls.append(list(keys))
 
     monkeypatch.setattr(bootstrap, "publish_now", record)
-    monkeypatch.setattr(uow, "to_outbox_row", lambda event, source: TaskEvent(partition_key=event))
+    monkeypatch.setattr(
+        uow, "to_outbox_row", lambda event, source: SimpleNamespace(partition_key=event, values=dict)
+    )
     return calls
 
 
