@@ -118,6 +118,9 @@ class _Batches:
                     await publish_committed(await get_pool(), publisher, keys)
                 except Exception as exc:
                     outcome.set_exception(exc)
+                except BaseException:
+                    outcome.cancel()  # its callers must not wait for a publish that will never end
+                    raise
                 else:
                     outcome.set_result(None)
         finally:

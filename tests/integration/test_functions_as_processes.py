@@ -10,7 +10,8 @@ import httpx
 import pytest
 from taskapi import TASK_FUNCTIONS, Api, assert_problem
 
-from todo_backend.catalog import Function
+from todo_backend.catalog import Function, by_name
+from todo_backend.devstack.runner import free_port, function_env, spawn_function
 
 
 @pytest.fixture(scope="session")
@@ -132,3 +133,21 @@ async def test_the_function_process_refuses_a_request_without_a_token(
     )
     assert_problem(response, 401)
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("name", ["create-task", "list-tasks"])  # on asyncpg directly, and through the ORM
+async def test_with_the_database_unreachable_the_function_answers_503_and_retry_after(
+    jwt_secret: str, name: str
+) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/todo"  # nothing listens there
+    process = spawn_function(by_name(name), free_port(), function_env(nowhere, "test"))
+    try:
+        await asyncio.to_thread(process.wait_ready)
+        async with httpx.AsyncClient(base_url=process.url, timeout=30) as client:
+            api = Api({name: client}, jwt_secret, f"user-{uuid.uuid4()}")
+            route = by_name(name).routes[0]
+            response = await api.request(route.method, route.path, json={"title": "x"})
+    finally:
+        process.stop()
+    assert_problem(response, 503)
+    assert response.headers["retry-after"] == "1"
