@@ -50,6 +50,9 @@ class _Instance:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    def up(self) -> bool:
+        return self.process is not None and self.process.process.poll() is None
+
 
 class Activator:
     """The processes of `functions`, each on its fixed port (so routes and subscriptions hold), started
@@ -88,7 +91,8 @@ class Activator:
         with self._lock:
             instance.in_flight += 1
         try:
-            await asyncio.to_thread(self._up, instance)
+            if not instance.up():  # a thread only to start it: most requests find it running
+                await asyncio.to_thread(self._up, instance)
             yield
         finally:
             with self._lock:
@@ -105,10 +109,10 @@ class Activator:
 
     def _up(self, instance: _Instance) -> None:
         with instance.changing:
+            if instance.up():
+                return
             if instance.process is not None:
                 code = instance.process.process.poll()
-                if code is None:
-                    return
                 instance.process.kill_leftovers()  # gunicorn's worker may outlive its master
                 logger.warning("function %s exited (code %s); starting it again", instance.fn.name, code)
                 instance.process = None
