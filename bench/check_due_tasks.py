@@ -102,7 +102,7 @@ async def reset(size: Size) -> None:
     conn = await asyncpg.connect(size.url)
     try:
         await conn.execute("UPDATE task SET reminded_at = NULL WHERE reminded_at = $1", NOW)
-        await conn.execute("TRUNCATE task_event")
+        await conn.execute("TRUNCATE task_event, outbox")
         await conn.execute("VACUUM (ANALYZE) task")
     finally:
         await conn.close()

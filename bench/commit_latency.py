@@ -188,15 +188,14 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 # --- where the time goes --------------------------------------------------------------------------
-# Timestamps the stack leaves anyway, all on this machine's one clock: the outbox row's `time` (stamped
-# as the create's transaction builds it), its `published_at` (now() of the fast path's transaction: when
-# that began), the Kafka record's timestamp (the producer's, at send), the delivery row's `created_at`
-# (now() of deliver-webhooks' consumer transaction: when it began) and `last_attempt_at` (now() of the
-# transaction recording the attempt, which begins after the receiver answered).
+# Timestamps the stack leaves anyway, all on this machine's one clock: the event row's `time` (stamped
+# as the create's transaction builds it), the Kafka record's timestamp (the producer's, at send), the
+# delivery row's `created_at` (now() of deliver-webhooks' consumer transaction: when it began) and
+# `last_attempt_at` (now() of the transaction recording the attempt, which begins after the receiver
+# answered).
 STAGES = (
     ("outbox row stamped -> 201 in hand", "stamped", "answered"),
-    ("response -> fast path begins", "answered", "published_at"),
-    ("fast path begins -> record sent", "published_at", "sent"),
+    ("response -> record sent (the fast path)", "answered", "sent"),
     ("record sent -> consumer begins", "sent", "consumed"),
     ("consumer begins -> receiver", "consumed", "arrived"),
 )
@@ -212,7 +211,7 @@ async def timestamps(
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(
-            "SELECT e.subject, e.time, e.published_at, d.created_at, d.last_attempt_at"
+            "SELECT e.subject, e.time, d.created_at, d.last_attempt_at"
             " FROM task_event e LEFT JOIN webhook_delivery d ON d.event_id = e.id"
             " WHERE e.type = $1 AND e.subject = ANY($2::text[])",
             CREATED,
@@ -220,8 +219,8 @@ async def timestamps(
         )
     finally:
         await conn.close()
-    for subject, stamped, published, consumed, attempted in rows:
-        found[subject].update(_unix(stamped=stamped, published_at=published, consumed=consumed))
+    for subject, stamped, consumed, attempted in rows:
+        found[subject].update(_unix(stamped=stamped, consumed=consumed))
         found[subject].update(_unix(attempted=attempted))
     consumer = AIOKafkaConsumer(
         "task-events", bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False

@@ -242,7 +242,7 @@ wrk.headers["Authorization"] = "Bearer {harness.token("bench-user-wrk")}"
 async def _drained(pool: asyncpg.Pool, run: Run, mark: int, process: FunctionProcess) -> Run:
     """The fast-path run again, timed until the broker has every row it wrote (none left for a relay)."""
     started = time.perf_counter()
-    unpublished = "SELECT count(*) FROM task_event WHERE published_at IS NULL AND sequence > $1"
+    unpublished = "SELECT count(*) FROM outbox WHERE sequence > $1"
     while await pool.fetchval(unpublished, mark):
         if time.perf_counter() - started > DRAIN_TIMEOUT_SECONDS:
             log = "\n".join(process.output)

@@ -133,7 +133,7 @@ async def reset(size: Size) -> None:
             ids,
             at,
         )
-        await conn.execute("TRUNCATE task_event")
+        await conn.execute("TRUNCATE task_event, outbox")
         await conn.execute("VACUUM (ANALYZE) recurring_task, task")
     finally:
         await conn.close()

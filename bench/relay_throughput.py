@@ -13,6 +13,7 @@ batch of as many records as the relay published per batch.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -83,7 +84,7 @@ def main() -> None:
         )
         settings.get_settings.cache_clear()
         runs, convert = asyncio.run(_compare(svc.database_url, events, batch_sizes))
-    _report(runs, events, convert, load)
+    _report(runs, events, convert, load, shipped=batch_sizes.index(default))
 
 
 async def _compare(url: str, events: int, batch_sizes: tuple[int, ...]) -> tuple[list[Run], float]:
@@ -92,6 +93,10 @@ async def _compare(url: str, events: int, batch_sizes: tuple[int, ...]) -> tuple
     # Duck-typed rows (the attributes of a TaskEvent): 100,000 SQLModel objects would take longer to build.
     records = [to_kafka_record(row) for row in rows]
     convert = time.process_time() - started
+    # The backlog's 100,000 objects and their records stay alive in this process, as a relay's never
+    # would: frozen, the garbage collector no longer walks them while either side runs.
+    gc.collect()
+    gc.freeze()
     conn = await asyncpg.connect(url)
     try:
         if await conn.fetchval("SELECT count(*) FROM task_event"):
@@ -100,12 +105,12 @@ async def _compare(url: str, events: int, batch_sizes: tuple[int, ...]) -> tuple
         for batch_size in batch_sizes:
             await _lay(conn, rows)
             relay = await _relay(batch_size)
-            left = await conn.fetchval("SELECT count(*) FROM task_event WHERE published_at IS NULL")
+            left = await conn.fetchval("SELECT count(*) FROM outbox")
             if relay.events != events or left:
                 raise RuntimeError(f"the relay published {relay.events} of {events}; {left} left")
             per_batch = round(relay.events / relay.batches)
             runs += [relay, await _producer(records, per_batch)]
-        await conn.execute("TRUNCATE task_event")
+        await conn.execute("TRUNCATE task_event, outbox")
         return runs, convert
     finally:
         await conn.close()
@@ -171,7 +176,7 @@ def _task_json(task_id: uuid.UUID, step: int, at: datetime, created: datetime) -
 
 async def _lay(conn: asyncpg.Connection, rows: list[SimpleNamespace]) -> None:
     """The backlog anew: every row unpublished, in the same order (so the same sequence order)."""
-    await conn.execute("TRUNCATE task_event")
+    await conn.execute("TRUNCATE task_event, outbox")
     records = [tuple(json.dumps(r.data) if c == "data" else getattr(r, c) for c in COLUMNS) for r in rows]
     await conn.copy_records_to_table("task_event", records=records, columns=COLUMNS)
     await conn.execute("VACUUM ANALYZE task_event")
@@ -230,7 +235,8 @@ async def _producer(records: list[tuple[Any, list[tuple[str, bytes]], Any]], per
     return Run(f"bare producer, {per_batch} per gather", len(records), seconds, batches)
 
 
-def _report(runs: list[Run], events: int, convert: float, load: float) -> None:
+def _report(runs: list[Run], events: int, convert: float, load: float, shipped: int) -> None:
+    """`shipped`: the index of the run at the default batch size among those tried."""
     print(
         f"Relay throughput: a backlog of {events:,} outbox rows ({events // EVENTS_PER_TASK:,} tasks x 5)\n"
     )
@@ -248,8 +254,8 @@ def _report(runs: list[Run], events: int, convert: float, load: float) -> None:
     print(harness.machine_note(load))
     print(f"best: {relay.system}")
     print(f"relay throughput ratio relay / bare producer: {relay.rate / base.rate:.2f}x ({relay.system})")
-    for relay, base in pairs:  # at every batch size tried, the default among them
-        print(harness.goal(f"{relay.system} / bare producer", relay.rate / base.rate, at_least=0.5))
+    relay, base = pairs[shipped]  # the goal holds at the batch size that ships; the others guide its choice
+    print(harness.goal(f"{relay.system} (the default) / bare producer", relay.rate / base.rate, at_least=0.5))
 
 
 if __name__ == "__main__":

@@ -85,9 +85,10 @@ def _insert(table: Table, skip: set[str], first: int = 1) -> tuple[str, int]:
 
 def statements() -> list[str]:
     task, event, key = models.Task.__table__, models.TaskEvent.__table__, models.IdempotencyKey.__table__
+    outbox = models.UnpublishedEvent.__table__
     insert_task, after = _insert(task, set())
-    insert_event, after = _insert(event, {"sequence", "published_at"}, after)
-    event_columns = [c.name for c in event.columns if c.name not in ("sequence", "published_at")]
+    insert_event, after = _insert(event, {"sequence"}, after)
+    event_columns = [c.name for c in event.columns if c.name != "sequence"]
     readable = [c.name if c.name != "data" else "data::text AS data" for c in event.columns]
     # The task, its outbox row and (with an Idempotency-Key) the stored response: one statement, one
     # round trip, atomic even outside a transaction.
@@ -116,11 +117,10 @@ def statements() -> list[str]:
         + repr(f"SELECT request_hash, response::text FROM {key.name} WHERE user_id = $1 AND key = $2"),
         "UNPUBLISHED_OF_KEYS = "
         + repr(
-            f"SELECT {', '.join(readable)} FROM {event.name}"
-            " WHERE published_at IS NULL AND partition_key = ANY($1::text[]) ORDER BY sequence"
+            f"SELECT {', '.join(readable)} FROM {event.name} WHERE sequence = ANY(ARRAY("
+            f"SELECT sequence FROM {outbox.name} WHERE partition_key = ANY($1::text[]))) ORDER BY sequence"
         ),
-        "MARK_PUBLISHED = "
-        + repr(f"UPDATE {event.name} SET published_at = now() WHERE sequence = ANY($1::bigint[])"),
+        "MARK_PUBLISHED = " + repr(f"DELETE FROM {outbox.name} WHERE sequence = ANY($1::bigint[])"),
     ]
 
 

@@ -24,8 +24,8 @@ CREATE_TASK_WITH_KEY = 'WITH created AS (INSERT INTO task (title, description, d
 # A key's first use claims it; a key past its retention (created before $5) is claimed afresh.
 CLAIM_IDEMPOTENCY_KEY = 'INSERT INTO idempotency_key (user_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO UPDATE SET request_hash = excluded.request_hash, created_at = excluded.created_at, status_code = NULL, response = NULL WHERE idempotency_key.created_at < $5 RETURNING key'
 PRIOR_RESPONSE = 'SELECT request_hash, response::text FROM idempotency_key WHERE user_id = $1 AND key = $2'
-UNPUBLISHED_OF_KEYS = 'SELECT sequence, id, type, source, subject, time, partition_key, user_id, data::text AS data, published_at, traceparent, tracestate FROM task_event WHERE published_at IS NULL AND partition_key = ANY($1::text[]) ORDER BY sequence'
-MARK_PUBLISHED = 'UPDATE task_event SET published_at = now() WHERE sequence = ANY($1::bigint[])'
+UNPUBLISHED_OF_KEYS = 'SELECT sequence, id, type, source, subject, time, partition_key, user_id, data::text AS data, traceparent, tracestate FROM task_event WHERE sequence = ANY(ARRAY(SELECT sequence FROM outbox WHERE partition_key = ANY($1::text[]))) ORDER BY sequence'
+MARK_PUBLISHED = 'DELETE FROM outbox WHERE sequence = ANY($1::bigint[])'
 
 
 class TaskCreate(Input):

@@ -165,20 +165,14 @@ class TaskPublic(SQLModel):
 
 
 class TaskEvent(SQLModel, table=True):
-    """The outbox and the audit log in one: every CloudEvent a change produced, in commit order."""
+    """The audit log: every CloudEvent a change produced, in commit order. Written once, never updated.
+
+    Its rows not yet on the broker are listed in `outbox` (UnpublishedEvent): an insert trigger
+    (migration 0007) adds every new row there, whoever writes it, in the writer's statement and
+    transaction."""
 
     __tablename__ = "task_event"
-    __table_args__ = (
-        Index("ix_task_event_user_subject", "user_id", "subject", "sequence"),
-        # The relay's scans: the oldest unpublished rows, and the unpublished rows of one key.
-        Index("ix_task_event_unpublished", "sequence", postgresql_where=text("published_at IS NULL")),
-        Index(
-            "ix_task_event_unpublished_key",
-            "partition_key",
-            "sequence",
-            postgresql_where=text("published_at IS NULL"),
-        ),
-    )
+    __table_args__ = (Index("ix_task_event_user_subject", "user_id", "subject", "sequence"),)
 
     sequence: int | None = Field(
         default=None,
@@ -192,11 +186,24 @@ class TaskEvent(SQLModel, table=True):
     partition_key: str = Field(sa_column=Column(Text, nullable=False))
     user_id: str = Field(sa_column=Column(Text, nullable=False))
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    published_at: datetime | None = Field(default=None, sa_type=_tz())
     # W3C Trace Context of the span that wrote it (tracing.py): the CloudEvent's distributed-tracing
     # extension, so the consumers continue the trace of the request that made the change.
     traceparent: str | None = Field(default=None, sa_column=Column(Text))
     tracestate: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class UnpublishedEvent(SQLModel, table=True):
+    """The outbox: a task_event row waiting for the broker. Publishing deletes it, in the transaction
+    that held the key's lock while the broker acknowledged (relay.py). A narrow row of its own, so that
+    marking a batch published deletes small rows instead of writing a new version of each wide event
+    row and its index entries."""
+
+    __tablename__ = "outbox"
+    # The relay's scans: the oldest waiting rows (the primary key), and the waiting rows of a key.
+    __table_args__ = (Index("ix_outbox_partition_key", "partition_key", "sequence"),)
+
+    sequence: int = Field(sa_column=Column(BigInteger, ForeignKey("task_event.sequence"), primary_key=True))
+    partition_key: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class IdempotencyKey(SQLModel, table=True):

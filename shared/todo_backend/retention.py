@@ -1,9 +1,9 @@
 """Retention: the prune-expired-rows tick deletes rows that grow with traffic once they have expired.
 
 Consumer tracking rows, idempotency keys, finished webhook deliveries and read notifications are
-pruned; task_event (the audit history, and the outbox) never is. Each DELETE takes one batch of the
-oldest expired rows through a partial or plain index on the row's timestamp (migration 0005), in its own
-short transaction, so no lock is held for long and a tick can stop anywhere.
+pruned; task_event (the audit history) never is (its outbox rows leave when published). Each DELETE
+takes one batch of the oldest expired rows through a partial or plain index on the row's timestamp
+(migration 0005), in its own short transaction, so no lock is held for long and a tick can stop anywhere.
 """
 
 from __future__ import annotations

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 from taskapi import Api, Sql, connect, load_apps
 
 from todo_backend import catalog
+from todo_backend.migrations import upgrade
 
 # Every function that can be called: the routed ones, and the cron and CloudEvent entries.
 IN_PROCESS = tuple(fn for fn in catalog.FUNCTIONS if fn.routes or fn.trigger != "http")
@@ -60,3 +64,28 @@ def alice(new_user: Callable[[], Api]) -> Api:
 @pytest.fixture
 def bob(new_user: Callable[[], Api]) -> Api:
     return new_user()
+
+
+@pytest.fixture
+def fresh_database_url(database_url: str) -> Iterator[str]:
+    """A database of this test's own on the test server, migrated from empty the way `todo migrate` does.
+
+    Not the session database: other tests may have left rows or objects there, and the point is what
+    the migrations alone create."""
+    name = f"todo_drift_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_on_server(database_url, f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+        yield url
+    finally:
+        # FORCE: a connection the test failed to close must not leave the database behind.
+        asyncio.run(_on_server(database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def _on_server(server_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()

@@ -144,8 +144,12 @@ class Sql:
         return row["tasks"], row["events"]
 
     async def events(self, task_id: str) -> list[asyncpg.Record]:
-        """The outbox rows of a task, in commit order."""
-        return await self.pool.fetch("SELECT * FROM task_event WHERE subject = $1 ORDER BY sequence", task_id)
+        """The event rows of a task, in commit order, each saying whether the outbox still lists it."""
+        return await self.pool.fetch(
+            "SELECT e.*, o.sequence IS NOT NULL AS unpublished"
+            " FROM task_event e LEFT JOIN outbox o USING (sequence) WHERE e.subject = $1 ORDER BY e.sequence",
+            task_id,
+        )
 
     async def task_row(self, task_id: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow("SELECT * FROM task WHERE id = $1", uuid.UUID(task_id))

@@ -91,7 +91,7 @@ async def relay_until_drained(publisher: Publisher, sql: Sql, users: list[str]) 
         with contextlib.suppress(Exception):  # a tick that meets a dead broker fails; the next one runs
             await relay_outbox(await pg.get_pool(), publisher, grace_seconds=0.0, batch_size=200)
         waiting = await sql.pool.fetchval(
-            "SELECT count(*) FROM task_event WHERE published_at IS NULL AND user_id = ANY($1)", users
+            "SELECT count(*) FROM outbox JOIN task_event USING (sequence) WHERE user_id = ANY($1)", users
         )
         if waiting == 0:
             return

@@ -54,7 +54,7 @@ async def test_a_create_writes_one_task_created_row_in_the_same_transaction(alic
     assert event["subject"] == event["partition_key"] == task["id"]
     assert event["user_id"] == alice.user_id
     assert event["data"] == {"task": task}
-    assert event["published_at"] is None
+    assert event["unpublished"]
     assert isinstance(event["id"], uuid.UUID)
     assert started - timedelta(seconds=1) <= event["time"] <= datetime.now(UTC)
     task_xid, event_xid = await sql.writers(task["id"])
