@@ -28,7 +28,7 @@ import asyncpg
 import harness
 
 from todo_backend import pg, settings
-from todo_backend.messaging import Publisher, to_kafka_record, topic_for
+from todo_backend.messaging import Publisher, producer_settings, to_kafka_record, topic_for
 from todo_backend.models import TaskEvent
 from todo_backend.relay import relay_outbox
 
@@ -211,13 +211,7 @@ async def _producer(records: list[tuple[Any, list[tuple[str, bytes]], Any]], per
 
     s = settings.get_settings()
     topic = topic_for("dev.todo.task.created", s)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=s.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=s.kafka_enable_idempotence,
-        request_timeout_ms=int(s.kafka_publish_timeout_seconds * 1000),
-        linger_ms=0,
-    )
+    producer = AIOKafkaProducer(**producer_settings(s))
     started = time.perf_counter()
     await producer.start()
     try:

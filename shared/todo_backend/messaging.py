@@ -35,7 +35,10 @@ def topics(settings: Settings) -> tuple[str, ...]:
     return (settings.topic_task_events, settings.topic_reminders)
 
 
-def to_kafka_record(row: StoredEvent) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
+KafkaRecord = tuple[bytes, list[tuple[str, bytes]], bytes]  # key, headers, value
+
+
+def to_kafka_record(row: StoredEvent) -> KafkaRecord:
     """(key, headers, value) of the binary-mode CloudEvent for an outbox row, as the CloudEvents Kafka
     binding writes it: `content-type` from datacontenttype, a `ce_` header per other attribute, the
     partitionkey as the record key, the data as the value (stored JSON text as it is). Built directly:
@@ -73,6 +76,25 @@ def _acknowledged(sent: list[tuple[StoredEvent, asyncio.Future[Any]]]) -> list[S
     return acknowledged
 
 
+async def _send(
+    producer: AIOKafkaProducer, topic: str, partition: int, records: list[tuple[StoredEvent, KafkaRecord]]
+) -> list[tuple[StoredEvent, asyncio.Future[Any]]]:
+    """One partition's records in as few batches as they fill, in order (aiokafka sends a partition's
+    batches one after another), each row with its batch's ack. A batch, not a send() per record: that
+    cost a future, a metadata wait and a partitioner call per record (bench/relay_throughput.py)."""
+    sent: list[tuple[StoredEvent, asyncio.Future[Any]]] = []
+    batch, rows = producer.create_batch(), list[StoredEvent]()
+    for row, (key, headers, value) in records:
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
+            future = await producer.send_batch(batch, topic, partition=partition)
+            sent += [(done, future) for done in rows]
+            batch, rows = producer.create_batch(), []
+            batch.append(key=key, value=value, timestamp=None, headers=headers)  # one always fits
+        rows.append(row)
+    future = await producer.send_batch(batch, topic, partition=partition)
+    return sent + [(done, future) for done in rows]
+
+
 class TopicMismatch(RuntimeError):
     """The broker's topics disagree with KAFKA_TOPIC_PARTITIONS: publishing would put a task's events in
     partitions other than the ones its earlier events are in (or in ones nobody reads)."""
@@ -106,12 +128,27 @@ class EventPublisher(Protocol):
     async def close(self) -> None: ...
 
 
+def producer_settings(settings: Settings) -> dict[str, Any]:
+    """The publishers' producer: every ack awaited, nothing lingering (a publish sends at once), and
+    batches of up to 512 KiB, so that one publish is one batch per partition (a partition's next
+    batch waits for the one before it to be sent), under the brokers' 1 MiB default message limit."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": settings.kafka_enable_idempotence,
+        "request_timeout_ms": int(settings.kafka_publish_timeout_seconds * 1000),
+        "linger_ms": 0,
+        "max_batch_size": 512 * 1024,
+    }
+
+
 class Publisher:
     """Direct to the broker: one producer per process, started on first use, re-created after a failure."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
+        self._ready = False  # ready() has checked the topics for this producer
         self._lock = asyncio.Lock()
 
     async def _started(self) -> AIOKafkaProducer:
@@ -123,14 +160,7 @@ class Publisher:
                 from aiokafka import AIOKafkaProducer
 
                 _without_topic_auto_creation()
-                s = self.settings
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=s.kafka_bootstrap_servers,
-                    acks="all",
-                    enable_idempotence=s.kafka_enable_idempotence,
-                    request_timeout_ms=int(s.kafka_publish_timeout_seconds * 1000),
-                    linger_ms=0,
-                )
+                producer = AIOKafkaProducer(**producer_settings(self.settings))
                 try:
                     await producer.start()
                 except BaseException:
@@ -191,8 +221,12 @@ class Publisher:
         return {t: current.partitions_for_topic(t) for t in topics(self.settings)}
 
     async def ready(self) -> None:
-        """Start the producer, create missing topics, and bring the producer's metadata up to date."""
+        """Start the producer, create missing topics, and bring the producer's metadata up to date: once
+        per producer. After that each publish checks the topics itself, and a failed one closes the
+        producer, so the next ready() checks again."""
         s = self.settings
+        if self._ready:
+            return
         try:
             producer = await self._started()
             async with asyncio.timeout(s.kafka_publish_timeout_seconds):
@@ -205,6 +239,7 @@ class Publisher:
                     await producer.client.set_topics(topics(s))
                     await producer.client.force_metadata_update()
                 self._check(self._cached(producer))
+            self._ready = True
         except Exception:
             await self.close()  # the next attempt starts from a fresh connection
             raise
@@ -222,11 +257,9 @@ class Publisher:
                 # records for a topic it does not have (a restart since ready() lost it), and may lose
                 # them when the topic is created again. Kafka refuses them; the checks cost two round trips.
                 self._check(await self._current(producer))
-                for row in rows:
-                    key, headers, value = to_kafka_record(row)
-                    topic = topic_for(row.type, self.settings)
-                    sent.append((row, await producer.send(topic, value, key, headers=headers)))
-                await asyncio.gather(*(future for _, future in sent))
+                for (topic, partition), records in self._by_partition(producer, rows).items():
+                    sent += await _send(producer, topic, partition, records)
+                await asyncio.gather(*{id(future): future for _, future in sent}.values())
                 # A metadata refresh during the sends that saw other partitions: the acks may be for
                 # records nobody reads, so the rows stay unpublished.
                 self._check(self._cached(producer))
@@ -240,9 +273,31 @@ class Publisher:
                 raise PublishFailed(acknowledged) from exc
             raise
 
+    def _by_partition(
+        self, producer: AIOKafkaProducer, rows: list[StoredEvent]
+    ) -> dict[tuple[str, int], list[tuple[StoredEvent, KafkaRecord]]]:
+        """The rows' records by the partition each goes to, in row order: the partition the producer's
+        own partitioner gives the key (murmur2, as Kafka's Java client), so a key's records land where
+        they always did."""
+        from aiokafka.partitioner import DefaultPartitioner
+
+        cluster, partitioner = producer.client.cluster, DefaultPartitioner()
+        grouped: dict[tuple[str, int], list[tuple[StoredEvent, KafkaRecord]]] = {}
+        chosen: dict[tuple[str, bytes], int] = {}  # a key's events usually come together
+        for row in rows:
+            record = to_kafka_record(row)
+            topic, key = topic_for(row.type, self.settings), record[0]
+            if (topic, key) not in chosen:
+                every = list(cluster.partitions_for_topic(topic) or ())
+                chosen[topic, key] = partitioner(
+                    key, every, list(cluster.available_partitions_for_topic(topic))
+                )
+            grouped.setdefault((topic, chosen[topic, key]), []).append((row, record))
+        return grouped
+
     async def close(self) -> None:
         async with self._lock:
-            producer, self._producer = self._producer, None
+            producer, self._producer, self._ready = self._producer, None, False
         if producer is not None:
             await producer.stop()
 

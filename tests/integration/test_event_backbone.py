@@ -4,8 +4,11 @@ dispatcher retries and dead-letters. Real PostgreSQL, real Kafka-API broker (emb
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -151,6 +154,31 @@ async def test_every_committed_change_appears_once_on_its_topic_as_a_binary_mode
     assert headers["ce_userid"] == stored[0].user_id.encode()
     assert b"ce_partitionkey" not in headers  # the binding carries it as the record key
     assert records[0].value == to_kafka_record(stored[0])[2]
+
+
+async def test_rows_past_one_batch_arrive_whole_in_order_and_once(
+    settings: Settings, publisher: Publisher
+) -> None:
+    """A publish whose rows for one partition overflow the producer's batch goes out in several batches,
+    one after another: every row, in its order, none twice."""
+    await publisher.ensure_topics()
+    await publisher.ready()
+    keys = [str(uuid.uuid4()) for _ in range(2)]
+    padding = json.dumps({"padding": "x" * 100_000})  # a dozen rows of a key fill two 512 KiB batches
+    rows = [
+        SimpleNamespace(
+            sequence=n, id=uuid.uuid4(), type="dev.todo.task.updated", source="/test", subject=key,
+            time=datetime.now(UTC), partition_key=key, user_id="u", data=padding, traceparent=None,
+            tracestate=None,
+        )
+        for n, key in enumerate(keys * 12, start=1)
+    ]  # fmt: skip
+    await publisher.publish(rows)
+
+    records = await read_topic(settings, settings.topic_task_events, len(rows))
+    for key in keys:
+        sent = [int(dict(r.headers)["ce_sequence"]) for r in records if r.key == key.encode()]
+        assert sent == [row.sequence for row in rows if row.partition_key == key]
 
 
 async def test_a_second_relay_tick_publishes_nothing_again(settings: Settings, publisher: Publisher) -> None:
