@@ -141,6 +141,7 @@ def _backlog(events: int) -> list[SimpleNamespace]:
                     partition_key=str(task_id),
                     user_id=user_id,
                     data=data,
+                    project_id=None,
                     sequence=len(rows) + 1,  # not laid (the table assigns it), but in every record
                     # Every change is made in a traced request now, and carries its trace context.
                     traceparent=f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-00",

@@ -84,6 +84,8 @@ DELIVERY = Delivery()
 TASK = "/api/tasks/{id}"
 WEBHOOK = "/api/webhooks/{id}"
 RECURRING = "/api/recurring-tasks/{id}"
+PROJECT = "/api/projects/{id}"
+MEMBER = PROJECT + "/members/{user_id}"
 TASK_EVENT_TYPES = (
     "dev.todo.task.created",
     "dev.todo.task.updated",
@@ -143,6 +145,25 @@ FUNCTIONS: tuple[Function, ...] = (
     ),
     Function("deliver-notification", "Turn a reminder into a notification", event_types=(REMINDER_DUE,)),
     Function("list-notifications", "List notifications", (Route("GET", "/api/notifications"),)),
+    Function("create-project", "Create a project (the creator owns it)", (Route("POST", "/api/projects"),)),
+    Function("list-projects", "List the projects I am a member of", (Route("GET", "/api/projects"),)),
+    Function("get-project", "Get one project, with my role in it", (Route("GET", PROJECT),)),
+    Function("update-project", "Rename or recolor a project", (Route("PATCH", PROJECT),)),
+    Function("delete-project", "Delete a project", (Route("DELETE", PROJECT),)),
+    Function("list-project-members", "A project's members", (Route("GET", PROJECT + "/members"),)),
+    Function("add-project-member", "Add a member to a project", (Route("POST", PROJECT + "/members"),)),
+    Function("update-project-member", "Change a member's role", (Route("PATCH", MEMBER),)),
+    Function(
+        "remove-project-member",
+        "Remove a member from a project, or leave it",
+        (Route("DELETE", MEMBER),),
+    ),
+    Function(
+        "transfer-project",
+        "Hand a project's ownership to another member",
+        (Route("POST", PROJECT + "/transfer"),),
+    ),
+    Function("get-project-events", "A project's activity feed", (Route("GET", PROJECT + "/events"),)),
     Function(
         "mark-notification-read",
         "Mark a notification read",

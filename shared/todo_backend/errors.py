@@ -19,6 +19,19 @@ class NotFound(DomainError):
     status, title, slug = 404, "Not Found", "not-found"
 
 
+class Forbidden(DomainError):
+    """Seen, but not the caller's to do: a project member whose role does not allow the action. Someone
+    who may not even see the resource gets NotFound instead."""
+
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class Conflict(DomainError):
+    """A valid request the current state refuses (a member added twice, an owner leaving)."""
+
+    status, title, slug = 409, "Conflict", "conflict"
+
+
 class PreconditionFailed(DomainError):
     status, title, slug = 412, "Precondition Failed", "precondition-failed"
 

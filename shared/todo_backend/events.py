@@ -17,7 +17,17 @@ from todo_backend import tracing
 from todo_backend.derived import task_public
 from todo_backend.errors import PoisonEvent
 from todo_backend.fields import rfc3339, utcnow
-from todo_backend.models import RecurringTask, RecurringTaskPublic, Task, TaskPublic
+from todo_backend.models import (
+    MemberPublic,
+    Project,
+    ProjectMember,
+    ProjectPublic,
+    ProjectRole,
+    RecurringTask,
+    RecurringTaskPublic,
+    Task,
+    TaskPublic,
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,46 @@ class ReminderDue:
     sent_at: datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True)
+class ProjectCreated:
+    project: Project
+    actor: str
+
+
+@dataclass(frozen=True)
+class ProjectUpdated:
+    project: Project
+    actor: str
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProjectDeleted:
+    project: Project  # as it was before the delete
+    actor: str
+
+
+@dataclass(frozen=True)
+class ProjectMemberAdded:
+    project_id: uuid.UUID
+    member: ProjectMember
+    actor: str
+
+
+@dataclass(frozen=True)
+class ProjectMemberUpdated:
+    project_id: uuid.UUID
+    member: ProjectMember  # with its new role
+    actor: str
+
+
+@dataclass(frozen=True)
+class ProjectMemberRemoved:
+    project_id: uuid.UUID
+    member: ProjectMember  # as it was
+    actor: str
+
+
 Event = (
     TaskCreated
     | TaskUpdated
@@ -76,6 +126,12 @@ Event = (
     | RecurringTaskUpdated
     | RecurringTaskDeleted
     | ReminderDue
+    | ProjectCreated
+    | ProjectUpdated
+    | ProjectDeleted
+    | ProjectMemberAdded
+    | ProjectMemberUpdated
+    | ProjectMemberRemoved
 )
 
 CLOUDEVENT_TYPES: dict[type[Any], str] = {
@@ -87,6 +143,12 @@ CLOUDEVENT_TYPES: dict[type[Any], str] = {
     RecurringTaskUpdated: "dev.todo.recurring-task.updated",
     RecurringTaskDeleted: "dev.todo.recurring-task.deleted",
     ReminderDue: "dev.todo.reminder.due",
+    ProjectCreated: "dev.todo.project.created",
+    ProjectUpdated: "dev.todo.project.updated",
+    ProjectDeleted: "dev.todo.project.deleted",
+    ProjectMemberAdded: "dev.todo.project-member.added",
+    ProjectMemberUpdated: "dev.todo.project-member.updated",
+    ProjectMemberRemoved: "dev.todo.project-member.removed",
 }
 
 
@@ -106,13 +168,24 @@ def recurring_task_json(recurring: RecurringTask, next_occurrences: list[datetim
     return public.model_dump(mode="json")
 
 
-def _data(event: Event) -> tuple[str, str, dict[str, Any]]:
-    """The subject (and partition key), the owner, and the data of an event's CloudEvent."""
+def project_json(project: Project, role: ProjectRole | None = None) -> dict[str, Any]:
+    """ProjectPublic's JSON, as events carry a project; with `role`, as a member of it sees it."""
+    data = ProjectPublic.model_validate(project).model_dump(mode="json")
+    return data if role is None else {**data, "role": role.value}
+
+
+def member_json(member: ProjectMember) -> dict[str, Any]:
+    return MemberPublic.model_validate(member).model_dump(mode="json")
+
+
+def _data(event: Event) -> tuple[str, str, str | None, dict[str, Any]]:
+    """The subject (and partition key), the user (the owner of a task or series, whoever changed a
+    project), the project if any, and the data of an event's CloudEvent."""
     match event:
         case TaskUpdated(task, changed) | TaskCompleted(task, changed):
-            return str(task.id), task.user_id, {"task": task_json(task), "changed": list(changed)}
+            return str(task.id), task.user_id, None, {"task": task_json(task), "changed": list(changed)}
         case TaskCreated(task) | TaskDeleted(task):
-            return str(task.id), task.user_id, {"task": task_json(task)}
+            return str(task.id), task.user_id, None, {"task": task_json(task)}
         case ReminderDue(task, remind_at, sent_at):
             assert task.due_date is not None
             data = {
@@ -121,16 +194,25 @@ def _data(event: Event) -> tuple[str, str, dict[str, Any]]:
                 "remind_at": rfc3339(remind_at),
                 "late_seconds": max(0, int((sent_at - remind_at).total_seconds())),
             }
-            return str(task.id), task.user_id, data
+            return str(task.id), task.user_id, None, data
         case RecurringTaskUpdated(recurring, changed):
             data = {"recurring_task": recurring_task_json(recurring, []), "changed": list(changed)}
-            return str(recurring.id), recurring.user_id, data
+            return str(recurring.id), recurring.user_id, None, data
         case RecurringTaskCreated(recurring) | RecurringTaskDeleted(recurring):
-            return (
-                str(recurring.id),
-                recurring.user_id,
-                {"recurring_task": recurring_task_json(recurring, [])},
-            )
+            data = {"recurring_task": recurring_task_json(recurring, [])}
+            return str(recurring.id), recurring.user_id, None, data
+        case ProjectCreated(project, actor) | ProjectDeleted(project, actor):
+            return str(project.id), actor, str(project.id), {"project": project_json(project)}
+        case ProjectUpdated(project, actor, changed):
+            data = {"project": project_json(project), "changed": list(changed)}
+            return str(project.id), actor, str(project.id), data
+        case (
+            ProjectMemberAdded(project_id, member, actor)
+            | ProjectMemberUpdated(project_id, member, actor)
+            | ProjectMemberRemoved(project_id, member, actor)
+        ):
+            data = {"project_id": str(project_id), "member": member_json(member)}
+            return str(project_id), actor, str(project_id), data
     raise TypeError(event)
 
 
@@ -146,6 +228,7 @@ class OutboxRow:
     partition_key: str
     user_id: str
     data: dict[str, Any]
+    project_id: str | None
     time: datetime
     traceparent: str | None
     tracestate: str | None
@@ -159,7 +242,7 @@ class OutboxRow:
 
 def to_outbox_row(event: Event, source: str) -> OutboxRow:
     """The outbox row (a CloudEvent, stored) for `event`, emitted by the function named `source`."""
-    subject, user_id, data = _data(event)
+    subject, user_id, project_id, data = _data(event)
     trace = tracing.current()
     return OutboxRow(
         type=CLOUDEVENT_TYPES[type(event)],
@@ -168,6 +251,7 @@ def to_outbox_row(event: Event, source: str) -> OutboxRow:
         partition_key=subject,
         user_id=user_id,
         data=data,
+        project_id=project_id,
         time=utcnow(),
         traceparent=trace and trace.traceparent,
         tracestate=trace and trace.tracestate,
@@ -200,6 +284,19 @@ class _ChangedRecurringData(_RecurringData):
     changed: tuple[str, ...]
 
 
+class _ProjectData(BaseModel):
+    project: ProjectPublic
+
+
+class _ChangedProjectData(_ProjectData):
+    changed: tuple[str, ...]
+
+
+class _MemberData(BaseModel):
+    project_id: uuid.UUID
+    member: MemberPublic
+
+
 def _task(data: _TaskData, user_id: str) -> Task:
     """The event's copy of its task (never added to a session: the database may have moved on)."""
     return Task(**data.task.model_dump(), user_id=user_id)
@@ -224,7 +321,16 @@ def _event(kind: type[Any], data: Any, user_id: str) -> Event:
     if kind is RecurringTaskUpdated:
         recurring = _ChangedRecurringData.model_validate(data)
         return RecurringTaskUpdated(_recurring(recurring, user_id), recurring.changed)
-    return kind(_recurring(_RecurringData.model_validate(data), user_id))
+    if kind in (RecurringTaskCreated, RecurringTaskDeleted):
+        return kind(_recurring(_RecurringData.model_validate(data), user_id))
+    if kind is ProjectUpdated:
+        renamed = _ChangedProjectData.model_validate(data)
+        return ProjectUpdated(Project(**renamed.project.model_dump()), user_id, renamed.changed)
+    if kind in (ProjectCreated, ProjectDeleted):
+        return kind(Project(**_ProjectData.model_validate(data).project.model_dump()), user_id)
+    membership = _MemberData.model_validate(data)
+    member = ProjectMember(project_id=membership.project_id, **membership.member.model_dump())
+    return kind(membership.project_id, member, user_id)
 
 
 def from_cloudevent(cloudevent_type: str, user_id: str, data: Any) -> Event:
@@ -243,7 +349,21 @@ def from_cloudevent(cloudevent_type: str, user_id: str, data: Any) -> Event:
 
 
 def owned_resource(event: Event) -> Task | RecurringTask:
-    """The task or series an event is about, whose owner must be the event's user."""
-    if isinstance(event, RecurringTaskCreated | RecurringTaskUpdated | RecurringTaskDeleted):
-        return event.recurring_task
-    return event.task
+    """The task or series an event is about, whose owner must be the event's user. A project's events
+    name neither: their user is whoever acted, and no consumer takes them on that user's word."""
+    match event:
+        case (
+            RecurringTaskCreated(recurring)
+            | RecurringTaskUpdated(recurring)
+            | RecurringTaskDeleted(recurring)
+        ):
+            return recurring
+        case (
+            TaskCreated(task)
+            | TaskUpdated(task)
+            | TaskCompleted(task)
+            | TaskDeleted(task)
+            | ReminderDue(task)
+        ):
+            return task
+    raise PoisonEvent(f"a {CLOUDEVENT_TYPES[type(event)]} event names no task or series")

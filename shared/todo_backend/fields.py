@@ -89,6 +89,45 @@ def _normalize_tags(tags: list[str]) -> list[str]:
     return list(seen)
 
 
+# The OIDC limit for `sub`; user ids sit in b-tree indexes, whose entries hold at most ~2.7 kB
+# (255 characters are at most 1,020 bytes of UTF-8).
+MAX_USER_ID = 255
+
+
+def user_id_problem(value: str) -> str | None:
+    """What keeps `value` from being a user id (a token's `sub`), or None."""
+    if not value.strip():
+        return "must be a non-empty string"
+    if len(value) > MAX_USER_ID or UNSTORABLE.search(value):
+        return f"must be at most {MAX_USER_ID} characters, without NUL characters or unpaired surrogates"
+    return None
+
+
+def _user_id(value: str) -> str:
+    problem = user_id_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _strip_name(value: str) -> str:
+    value = value.strip()
+    if not 1 <= len(value) <= 200:
+        raise ValueError("must be 1-200 characters after trimming white space")
+    return value
+
+
+# A user id as the token's `sub` gives it: taken as it is (no trimming), so it names the same user.
+UserId = Annotated[
+    str,
+    AfterValidator(_user_id),
+    WithJsonSchema({"type": "string", "maxLength": MAX_USER_ID, "pattern": r"\S"}),
+]
+ProjectName = Annotated[
+    str, AfterValidator(_strip_name), WithJsonSchema({"type": "string", "maxLength": 200, "pattern": r"\S"})
+]
+Color = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
+
 # The document says "not blank": the server trims first, so it also takes a longer, padded title.
 Title = Annotated[
     str, AfterValidator(_strip_title), WithJsonSchema({"type": "string", "maxLength": 500, "pattern": r"\S"})

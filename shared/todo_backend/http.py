@@ -120,6 +120,16 @@ def path_uuid(request: Request, index: int) -> uuid.UUID:
         raise NotFound("no such resource") from exc
 
 
+def path_segment(request: Request, index: int) -> str:
+    """Path segment `index` as the client meant it: percent-decoded (a member's user id may hold any
+    character but "/", which the gateway refuses encoded) and never parsed again as a URL, where a
+    decoded "?" or "#" would end the path early. A missing one names no resource (404)."""
+    segments = request.scope["path"].strip("/").split("/")
+    if index >= len(segments) or not segments[index]:
+        raise NotFound("no such resource")
+    return segments[index]
+
+
 def query_params(request: Request, repeatable: Iterable[str]) -> dict[str, Any]:
     """The query string as a dict: repeatable names map to lists, others to their last value."""
     many = set(repeatable)

@@ -17,14 +17,17 @@ from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB
 from sqlmodel import Field, SQLModel
 
 from todo_backend.fields import (
+    Color,
     Description,
     Input,
     Instant,
     MaxOccurrences,
     Priority,
+    ProjectName,
     RemindBefore,
     Tags,
     Title,
+    UserId,
     UtcDatetime,
     utcnow,
 )
@@ -172,7 +175,16 @@ class TaskEvent(SQLModel, table=True):
     transaction."""
 
     __tablename__ = "task_event"
-    __table_args__ = (Index("ix_task_event_user_subject", "user_id", "subject", "sequence"),)
+    __table_args__ = (
+        Index("ix_task_event_user_subject", "user_id", "subject", "sequence"),
+        # A project's activity feed (GET /api/projects/{id}/events), oldest first.
+        Index(
+            "ix_task_event_project",
+            "project_id",
+            "sequence",
+            postgresql_where=text("project_id IS NOT NULL"),
+        ),
+    )
 
     sequence: int | None = Field(
         default=None,
@@ -186,6 +198,8 @@ class TaskEvent(SQLModel, table=True):
     partition_key: str = Field(sa_column=Column(Text, nullable=False))
     user_id: str = Field(sa_column=Column(Text, nullable=False))
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    # The project the event is about, if any: the CloudEvent's `projectid`, and the activity feed's key.
+    project_id: str | None = Field(default=None, sa_column=Column(Text))
     # W3C Trace Context of the span that wrote it (tracing.py): the CloudEvent's distributed-tracing
     # extension, so the consumers continue the trace of the request that made the change.
     traceparent: str | None = Field(default=None, sa_column=Column(Text))
@@ -491,3 +505,104 @@ class NotificationPublic(SQLModel):
     due_at: UtcDatetime
     created_at: UtcDatetime
     read_at: UtcDatetime | None
+
+
+# --- projects -------------------------------------------------------------------------------------
+
+
+class ProjectRole(enum.StrEnum):
+    # Declaration order is the rank (projects.RANK): each role may do what the ones before it may.
+    viewer = "viewer"
+    editor = "editor"
+    admin = "admin"
+    owner = "owner"
+
+
+project_role_enum = ENUM(ProjectRole, name="project_role", values_callable=lambda e: [m.value for m in e])
+
+
+class ProjectCreate(_Input):
+    name: ProjectName
+    color: Color | None = None
+
+
+class ProjectUpdate(_Input):
+    """PATCH body: only the fields sent change; `color: null` clears the color."""
+
+    name: ProjectName | None = None
+    color: Color | None = None
+
+    model_config = ConfigDict(json_schema_extra=_omit_null("name"))  # type: ignore[assignment]
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "project"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    color: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+
+class ProjectPublic(SQLModel):
+    """A project as its events carry it."""
+
+    id: uuid.UUID
+    name: str
+    color: str | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int
+
+
+class MyProject(ProjectPublic):
+    """A project as the API returns it to a member: with that member's role."""
+
+    role: ProjectRole
+
+
+class ProjectMember(SQLModel, table=True):
+    """A user's membership of a project, with their role. Deleting the project deletes its members."""
+
+    __tablename__ = "project_member"
+    __table_args__ = (
+        # The projects of a user (list-projects, every membership check of theirs).
+        Index("ix_project_member_user", "user_id", "project_id"),
+        # At most one owner per project; the handlers keep at least one (projects.py).
+        Index("uq_project_member_owner", "project_id", unique=True, postgresql_where=text("role = 'owner'")),
+    )
+
+    project_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    )
+    user_id: str = Field(sa_column=Column(Text, primary_key=True))
+    role: ProjectRole = Field(sa_column=Column(project_role_enum, nullable=False))
+    added_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+
+
+class MemberPublic(SQLModel):
+    user_id: str
+    role: ProjectRole
+    added_at: UtcDatetime
+
+
+class MemberAdd(_Input):
+    user_id: UserId
+    role: ProjectRole
+
+
+class MemberUpdate(_Input):
+    role: ProjectRole
+
+
+class ProjectTransfer(_Input):
+    user_id: UserId

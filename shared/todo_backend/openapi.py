@@ -8,7 +8,14 @@ from pydantic import BaseModel
 
 from todo_backend.catalog import FUNCTIONS, Function, Route, by_name
 from todo_backend.models import (
+    MemberAdd,
+    MemberPublic,
+    MemberUpdate,
+    MyProject,
     NotificationPublic,
+    ProjectCreate,
+    ProjectTransfer,
+    ProjectUpdate,
     RecurringTaskCreate,
     RecurringTaskPublic,
     RecurringTaskUpdate,
@@ -46,6 +53,17 @@ _IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
     ("delete-recurring-task", "DELETE"): (None, 204, None),
     ("list-notifications", "GET"): (None, 200, "NotificationPage"),
     ("mark-notification-read", "POST"): (None, 200, "NotificationPublic"),
+    ("create-project", "POST"): ("ProjectCreate", 201, "MyProject"),
+    ("list-projects", "GET"): (None, 200, "ProjectPage"),
+    ("get-project", "GET"): (None, 200, "MyProject"),
+    ("update-project", "PATCH"): ("ProjectUpdate", 200, "MyProject"),
+    ("delete-project", "DELETE"): (None, 204, None),
+    ("list-project-members", "GET"): (None, 200, "MemberPage"),
+    ("add-project-member", "POST"): ("MemberAdd", 201, "MemberPublic"),
+    ("update-project-member", "PATCH"): ("MemberUpdate", 200, "MemberPublic"),
+    ("remove-project-member", "DELETE"): (None, 204, None),
+    ("transfer-project", "POST"): ("ProjectTransfer", 200, "MyProject"),
+    ("get-project-events", "GET"): (None, 200, "EventPage"),
 }
 
 # The query parameters of each list, from its query model (types, enums, bounds and defaults); only
@@ -74,8 +92,35 @@ _PAGED = {
     "list-webhook-deliveries",
     "list-recurring-tasks",
     "list-notifications",
+    "list-projects",
+    "list-project-members",
+    "get-project-events",
 }
-_VERSIONED = {"update-task", "delete-task", "complete-task", "update-recurring-task", "delete-recurring-task"}
+_VERSIONED = {
+    "update-task",
+    "delete-task",
+    "complete-task",
+    "update-recurring-task",
+    "delete-recurring-task",
+    "update-project",
+    "delete-project",
+}
+# Operations only some members may call: 403 names the role they need.
+_ROLE_BOUND = {
+    "update-project",
+    "delete-project",
+    "add-project-member",
+    "update-project-member",
+    "remove-project-member",
+    "transfer-project",
+}
+
+
+# A resource id, or a member's user id (the token's `sub`, percent-encoded in the path).
+_PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "format": "uuid"},
+    "user_id": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 
 
 def _query_schema(model: type[PageQuery], name: str) -> dict[str, Any]:
@@ -127,6 +172,13 @@ def _schemas() -> dict[str, Any]:
         "RecurringTaskUpdate": RecurringTaskUpdate,
         "RecurringTaskPublic": RecurringTaskPublic,
         "NotificationPublic": NotificationPublic,
+        "ProjectCreate": ProjectCreate,
+        "ProjectUpdate": ProjectUpdate,
+        "MyProject": MyProject,
+        "MemberAdd": MemberAdd,
+        "MemberUpdate": MemberUpdate,
+        "MemberPublic": MemberPublic,
+        "ProjectTransfer": ProjectTransfer,
     }
     schemas: dict[str, Any] = {}
     for name, model in models.items():
@@ -176,6 +228,8 @@ def _schemas() -> dict[str, Any]:
     schemas["DeliveryPage"] = _page("WebhookDeliveryPublic")
     schemas["RecurringTaskPage"] = _page("RecurringTaskPublic")
     schemas["NotificationPage"] = _page("NotificationPublic")
+    schemas["ProjectPage"] = _page("MyProject")
+    schemas["MemberPage"] = _page("MemberPublic")
     schemas["Problem"] = {
         "type": "object",
         "description": "RFC 9457 problem details",
@@ -204,7 +258,7 @@ def _problem(description: str) -> dict[str, Any]:
 def _operation(fn: Function, route: Route) -> dict[str, Any]:
     body, status, result = _IO[(fn.name, route.method)]
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS[name]}
         for name in Route.PARAM.findall(route.path)
     ]
     if fn.name in _QUERY:
@@ -236,6 +290,12 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
         responses["404"] = _problem("No such resource for this user")
     if fn.name in _VERSIONED:
         responses["412"] = _problem("If-Match does not match the current version")
+    if fn.name in _ROLE_BOUND:
+        responses["403"] = _problem(
+            "Your role in the project does not allow it; `detail` names the role needed"
+        )
+    if fn.name in ("add-project-member", "remove-project-member"):
+        responses["409"] = _problem("Already a member (add), or the owner leaving before a transfer (remove)")
     if fn.name == "create-webhook":
         responses["409"] = _problem("The user already has the maximum number of webhooks")
     op: dict[str, Any] = {

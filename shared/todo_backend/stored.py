@@ -33,6 +33,8 @@ class StoredEvent(Protocol):
     @property
     def data(self) -> dict[str, Any] | str: ...
     @property
+    def project_id(self) -> str | None: ...
+    @property
     def traceparent(self) -> str | None: ...
     @property
     def tracestate(self) -> str | None: ...
@@ -53,6 +55,8 @@ def to_cloudevent_json(row: StoredEvent) -> dict[str, Any]:
         # The outbox position, a decimal string (binary mode carries every attribute as one): it grows
         # with commit order, so whoever gets a subject's events out of order can tell which is newer.
         "sequence": str(row.sequence),
+        # The project the event is about: whose members may see it (the activity feed's key).
+        **({"projectid": row.project_id} if row.project_id else {}),
         # The CloudEvents distributed-tracing extension, when the change was made in a traced span.
         **({"traceparent": row.traceparent} if row.traceparent else {}),
         **({"tracestate": row.tracestate} if row.tracestate else {}),

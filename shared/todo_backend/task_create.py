@@ -87,6 +87,7 @@ async def create_task(cmd: CreateTask, pool: asyncpg.Pool, source: str, settings
         "partition_key": subject,
         "user_id": cmd.user_id,
         "data": f'{{"task":{body}}}',
+        "project_id": None,
         "traceparent": trace and trace.traceparent,
         "tracestate": trace and trace.tracestate,
     }

@@ -32,7 +32,8 @@ async def function_clients(database_url: str) -> AsyncIterator[dict[str, httpx.A
     for fn in IN_PROCESS:
         if fn.routes:
             route = fn.routes[0]
-            probe = await clients[fn.name].request(route.method, route.path.format(id=uuid.uuid4()))
+            url = route.path.format(id=uuid.uuid4(), user_id="probe")
+            probe = await clients[fn.name].request(route.method, url)
             assert probe.status_code == 401, probe.text
     yield clients
     for client in clients.values():

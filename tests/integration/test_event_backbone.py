@@ -168,8 +168,8 @@ async def test_rows_past_one_batch_arrive_whole_in_order_and_once(
     rows = [
         SimpleNamespace(
             sequence=n, id=uuid.uuid4(), type="dev.todo.task.updated", source="/test", subject=key,
-            time=datetime.now(UTC), partition_key=key, user_id="u", data=padding, traceparent=None,
-            tracestate=None,
+            time=datetime.now(UTC), partition_key=key, user_id="u", data=padding, project_id=None,
+            traceparent=None, tracestate=None,
         )
         for n, key in enumerate(keys * 12, start=1)
     ]  # fmt: skip

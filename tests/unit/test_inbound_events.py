@@ -18,7 +18,7 @@ from todo_backend.catalog import FUNCTIONS, Function
 from todo_backend.consumers import InboundEvent, receive
 from todo_backend.errors import PoisonEvent
 from todo_backend.fields import Priority
-from todo_backend.models import Anchor, RecurringTask, Task
+from todo_backend.models import Anchor, Project, ProjectMember, ProjectRole, RecurringTask, Task
 
 AT = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 EVERY_TYPE = Function("every-type", "test", event_types=tuple(events.EVENT_CLASSES))
@@ -56,6 +56,15 @@ def a_series() -> RecurringTask:
     )
 
 
+def a_project() -> Project:
+    return Project(id=uuid.uuid4(), name="Launch", color="#1A2B3C", created_at=AT, updated_at=AT, version=2)
+
+
+def a_member(project_id: uuid.UUID) -> ProjectMember:
+    return ProjectMember(project_id=project_id, user_id="grace", role=ProjectRole.editor, added_at=AT)
+
+
+PROJECT = uuid.uuid4()
 EMITTED: list[events.Event] = [
     events.TaskCreated(a_task()),
     events.TaskUpdated(a_task(), ("title", "tags")),
@@ -65,7 +74,21 @@ EMITTED: list[events.Event] = [
     events.RecurringTaskUpdated(a_series(), ("schedule",)),
     events.RecurringTaskDeleted(a_series()),
     events.ReminderDue(a_task(), AT - timedelta(minutes=30), sent_at=AT - timedelta(minutes=20)),
+    events.ProjectCreated(a_project(), "ada"),
+    events.ProjectUpdated(a_project(), "ada", ("name", "color")),
+    events.ProjectDeleted(a_project(), "ada"),
+    events.ProjectMemberAdded(PROJECT, a_member(PROJECT), "ada"),
+    events.ProjectMemberUpdated(PROJECT, a_member(PROJECT), "ada"),
+    events.ProjectMemberRemoved(PROJECT, a_member(PROJECT), "ada"),
 ]
+PROJECT_EVENTS = (
+    events.ProjectCreated,
+    events.ProjectUpdated,
+    events.ProjectDeleted,
+    events.ProjectMemberAdded,
+    events.ProjectMemberUpdated,
+    events.ProjectMemberRemoved,
+)
 
 
 def as_received(event: events.Event) -> CloudEvent:
@@ -89,12 +112,19 @@ def test_an_event_reads_back_as_the_event_that_was_emitted(emitted: events.Event
     # What the event says is what was emitted: its data, rendered again from the typed copy, is equal.
     again = events.to_outbox_row(inbound.event, "emitter")
     assert again.data == events.to_outbox_row(emitted, "emitter").data
+    assert again.project_id == events.to_outbox_row(emitted, "emitter").project_id
+    if isinstance(emitted, PROJECT_EVENTS):
+        assert again.project_id is not None and again.subject == again.project_id
+        with pytest.raises(PoisonEvent):  # no task or series to hold the event's user to
+            events.owned_resource(inbound.event)
+        return
     resource = events.owned_resource(inbound.event)
     assert resource.id == events.owned_resource(emitted).id and resource.user_id == "ada"
 
 
 def test_a_reminder_says_when_it_was_sent_to_the_second() -> None:
-    inbound = receive(EVERY_TYPE, as_received(EMITTED[-1]))
+    [reminder] = [event for event in EMITTED if isinstance(event, events.ReminderDue)]
+    inbound = receive(EVERY_TYPE, as_received(reminder))
     assert isinstance(inbound.event, events.ReminderDue)
     assert inbound.event.sent_at == AT - timedelta(minutes=20)
 
@@ -131,6 +161,7 @@ def mutated(data: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]
                 "recurring_task.anchor",
                 "recurring_task.starts_at",
             ),
+            *("project", "project.name", "project.version", "project_id", "member", "member.role"),
         ]
     ),
     value=json_values | st.just(...),
@@ -145,4 +176,6 @@ def test_hostile_data_is_a_poison_event_or_a_valid_event_never_another_error(
     except PoisonEvent:
         return
     assert type(inbound.event) is type(emitted)
-    assert events.owned_resource(inbound.event).user_id == "ada"
+    assert inbound.user_id == "ada"
+    if not isinstance(emitted, PROJECT_EVENTS):
+        assert events.owned_resource(inbound.event).user_id == "ada"

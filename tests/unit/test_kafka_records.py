@@ -35,6 +35,7 @@ rows = st.builds(
     partition_key=text,
     user_id=text,
     data=st.dictionaries(text, json_values, max_size=4),
+    project_id=st.none() | st.uuids(version=4).map(str),
     traceparent=st.none() | st.just("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     tracestate=st.none() | st.just("rojo=00f067aa0ba902b7"),
 )
@@ -76,6 +77,7 @@ def test_a_records_headers_name_every_attribute_but_the_key() -> None:
         partition_key="t",
         user_id="ada",
         data={"task": {}},
+        project_id="p",
         traceparent=None,
         tracestate=None,
     )
@@ -91,5 +93,6 @@ def test_a_records_headers_name_every_attribute_but_the_key() -> None:
             "ce_time",
             "ce_userid",
             "ce_sequence",
+            "ce_projectid",
         ),
     ]

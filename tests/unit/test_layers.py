@@ -40,7 +40,16 @@ LAYERS: list[tuple[str, set[str]]] = [
     # Handlers per aggregate and the cron ticks.
     (
         "handlers",
-        {"task_create", "tasks", "recurring", "webhooks", "notifications", "reminders", "retention"},
+        {
+            "task_create",
+            "tasks",
+            "recurring",
+            "projects",
+            "webhooks",
+            "notifications",
+            "reminders",
+            "retention",
+        },
     ),
     # Request adapters: HTTP in and out, problem+json; the image's entry point.
     ("adapters", {"http", "serve"}),

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select, text
 
 from todo_backend.catalog import by_name
-from todo_backend.errors import DomainError, NotFound, Unprocessable
+from todo_backend.errors import Conflict, NotFound, Unprocessable
 from todo_backend.models import Webhook, WebhookCreate, WebhookDelivery, WebhookDeliveryPublic, WebhookPublic
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.uow import UnitOfWork
@@ -28,9 +28,9 @@ from todo_backend.webhooks.destinations import (
 SUBSCRIBABLE_TYPES: tuple[str, ...] = by_name("deliver-webhooks").event_types
 
 
-class WebhookLimitReached(DomainError):
+class WebhookLimitReached(Conflict):
     # 409, not 422: the request is valid; the user's current subscriptions are what forbid it.
-    status, title, slug = 409, "Conflict", "webhook-limit-reached"
+    slug = "webhook-limit-reached"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,18 @@
+"""list-project-members: GET /api/projects/{id}/members, by user id, with a cursor (any member)."""
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from todo_backend.bootstrap import unit_of_work
+from todo_backend.http import http_function, json_response, parse, path_uuid, query_params
+from todo_backend.paging import PageQuery
+from todo_backend.projects import list_members as handle
+
+
+@functions_framework.aio.http
+@http_function
+async def list_project_members(request: Request, user_id: str) -> Response:
+    query = parse(PageQuery, query_params(request, repeatable=()))
+    page = await handle(user_id, path_uuid(request, 2), query, unit_of_work("list-project-members"))
+    return json_response(page.json())

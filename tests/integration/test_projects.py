@@ -1,0 +1,400 @@
+"""Projects, members and roles (issue 12): who may see and do what, through every project function.
+
+A user who is not a member gets 404 for the project and everything in it, exactly as for another
+user's task; a member whose role does not allow an action gets 403 naming the role it needs; removal
+takes effect at once; a project has exactly one owner at all times, however requests race. The
+membership rules are also checked against an independent model over generated request sequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from taskapi import Api, Sql, assert_problem
+
+from todo_backend import catalog
+
+RANK = {"viewer": 0, "editor": 1, "admin": 2, "owner": 3}
+
+
+async def new_project(api: Api, **fields: Any) -> dict[str, Any]:
+    response = await api.post("/api/projects", json={"name": "Launch", **fields})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def add(api: Api, project_id: str, user_id: str, role: str) -> None:
+    response = await api.post(f"/api/projects/{project_id}/members", json={"user_id": user_id, "role": role})
+    assert response.status_code == 201, response.text
+
+
+async def owners(sql: Sql, project_id: str) -> list[str]:
+    rows = await sql.pool.fetch(
+        "SELECT user_id FROM project_member WHERE project_id = $1 AND role = 'owner'", uuid.UUID(project_id)
+    )
+    return [row["user_id"] for row in rows]
+
+
+async def members(api: Api, project_id: str) -> dict[str, str]:
+    return {m["user_id"]: m["role"] for m in await api.list_all(f"/api/projects/{project_id}/members")}
+
+
+async def test_the_creator_owns_a_new_project_and_sees_it_with_that_role(alice: Api) -> None:
+    response = await alice.post("/api/projects", json={"name": "  Launch  ", "color": "#1A2b3C"})
+
+    assert response.status_code == 201, response.text
+    project = response.json()
+    assert response.headers["location"] == f"/api/projects/{project['id']}"
+    assert response.headers["etag"] == '"1"'
+    assert project["name"] == "Launch" and project["color"] == "#1A2b3C" and project["role"] == "owner"
+    assert (await alice.get(f"/api/projects/{project['id']}")).json() == project
+    assert project in await alice.list_all("/api/projects")
+    assert await members(alice, project["id"]) == {alice.user_id: "owner"}
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": "a\x00b"}, "name"),
+        ({"name": "ok", "color": "red"}, "color"),
+        ({"name": "ok", "color": "#12345"}, "color"),
+        ({"name": "ok", "owner": "me"}, "owner"),
+    ],
+)
+async def test_a_bad_project_is_refused_with_the_field_at_fault(
+    alice: Api, sql: Sql, body: dict[str, Any], field: str
+) -> None:
+    before = await sql.pool.fetchval("SELECT count(*) FROM project")
+    problem = assert_problem(await alice.post("/api/projects", json=body), 422)
+    assert field in [error["field"] for error in problem["errors"]]
+    assert await sql.pool.fetchval("SELECT count(*) FROM project") == before
+
+
+def project_routes() -> list[tuple[str, str]]:
+    return [
+        (route.method, route.path)
+        for fn in catalog.FUNCTIONS
+        for route in fn.routes
+        if route.path.startswith("/api/projects/")
+    ]
+
+
+BODIES = {
+    ("PATCH", "/api/projects/{id}"): {"name": "taken over"},
+    ("POST", "/api/projects/{id}/members"): {"user_id": "intruder", "role": "admin"},
+    ("PATCH", "/api/projects/{id}/members/{user_id}"): {"role": "admin"},
+    ("POST", "/api/projects/{id}/transfer"): {"user_id": "intruder"},
+}
+
+
+@pytest.mark.parametrize("method, path", project_routes())
+async def test_a_non_member_gets_404_on_every_project_route_and_changes_nothing(
+    alice: Api, bob: Api, sql: Sql, method: str, path: str
+) -> None:
+    project = await new_project(alice)
+    await add(alice, project["id"], "carol", "editor")
+    url = path.format(id=project["id"], user_id="carol")
+    before = await sql.pool.fetchval("SELECT count(*) FROM task_event WHERE project_id = $1", project["id"])
+
+    response = await bob.request(method, url, json=BODIES.get((method, path)))
+
+    assert_problem(response, 404)
+    assert (await alice.get(f"/api/projects/{project['id']}")).json() == project
+    assert await members(alice, project["id"]) == {alice.user_id: "owner", "carol": "editor"}
+    after = await sql.pool.fetchval("SELECT count(*) FROM task_event WHERE project_id = $1", project["id"])
+    assert after == before
+
+
+# What each role may do: (method, path, body, the least role allowed).
+ACTIONS = [
+    ("GET", "/api/projects/{id}", None, "viewer"),
+    ("GET", "/api/projects/{id}/members", None, "viewer"),
+    ("GET", "/api/projects/{id}/events", None, "viewer"),
+    ("PATCH", "/api/projects/{id}", {"name": "renamed"}, "admin"),
+    ("POST", "/api/projects/{id}/members", {"user_id": "newcomer", "role": "viewer"}, "admin"),
+    ("PATCH", "/api/projects/{id}/members/target", {"role": "viewer"}, "admin"),
+    ("DELETE", "/api/projects/{id}/members/target", None, "admin"),
+    ("POST", "/api/projects/{id}/transfer", {"user_id": "target"}, "owner"),
+    ("DELETE", "/api/projects/{id}", None, "owner"),
+]
+
+
+@pytest.mark.parametrize("role", ["viewer", "editor", "admin"])
+@pytest.mark.parametrize("method, path, body, least", ACTIONS)
+async def test_a_member_may_do_what_their_role_allows_and_gets_403_naming_the_role_otherwise(
+    alice: Api, role: str, method: str, path: str, body: dict[str, Any] | None, least: str
+) -> None:
+    project = await new_project(alice)
+    member = alice.as_user(f"member-{uuid.uuid4()}")
+    await add(alice, project["id"], member.user_id, role)
+    await add(alice, project["id"], "target", "editor")
+
+    response = await member.request(method, path.format(id=project["id"]), json=body)
+
+    if RANK[role] >= RANK[least]:
+        assert response.status_code < 300, response.text
+    else:
+        problem = assert_problem(response, 403)
+        assert f"the {least} role" in problem["detail"] and role in problem["detail"]
+
+
+async def test_a_removed_member_gets_404_on_their_very_next_request(alice: Api) -> None:
+    project = await new_project(alice)
+    bob = alice.as_user(f"bob-{uuid.uuid4()}")
+    await add(alice, project["id"], bob.user_id, "admin")
+    assert (await bob.get(f"/api/projects/{project['id']}")).status_code == 200
+
+    response = await alice.delete(f"/api/projects/{project['id']}/members/{bob.user_id}")
+
+    assert response.status_code == 204
+    assert_problem(await bob.get(f"/api/projects/{project['id']}"), 404)
+    assert_problem(await bob.get(f"/api/projects/{project['id']}/events"), 404)
+    assert project["id"] not in [p["id"] for p in await bob.list_all("/api/projects")]
+
+
+async def test_a_member_may_leave_but_the_owner_only_after_a_transfer(alice: Api, sql: Sql) -> None:
+    project = await new_project(alice)
+    bob = alice.as_user(f"bob-{uuid.uuid4()}")
+    carol = alice.as_user(f"carol-{uuid.uuid4()}")
+    await add(alice, project["id"], bob.user_id, "viewer")
+    await add(alice, project["id"], carol.user_id, "editor")
+    members_url = f"/api/projects/{project['id']}/members"
+
+    assert (await bob.delete(f"{members_url}/{bob.user_id}")).status_code == 204  # a viewer leaves
+    assert_problem(await alice.delete(f"{members_url}/{alice.user_id}"), 409)  # the owner cannot
+    assert_problem(await alice.patch(f"{members_url}/{alice.user_id}", json={"role": "admin"}), 403)
+    assert_problem(await alice.post(members_url, json={"user_id": carol.user_id, "role": "owner"}), 422)
+    assert_problem(await alice.patch(f"{members_url}/{carol.user_id}", json={"role": "owner"}), 422)
+
+    transferred = await alice.post(f"/api/projects/{project['id']}/transfer", json={"user_id": carol.user_id})
+
+    assert transferred.status_code == 200, transferred.text
+    assert transferred.json()["role"] == "admin"
+    assert await members(alice, project["id"]) == {alice.user_id: "admin", carol.user_id: "owner"}
+    assert (await alice.delete(f"{members_url}/{alice.user_id}")).status_code == 204  # now they may
+    assert await owners(sql, project["id"]) == [carol.user_id]
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ({"user_id": "", "role": "viewer"}, 422),
+        ({"user_id": "   ", "role": "viewer"}, 422),
+        ({"user_id": "x" * 256, "role": "viewer"}, 422),
+        ({"user_id": "a\x00b", "role": "viewer"}, 422),
+        ({"user_id": 7, "role": "viewer"}, 422),
+        ({"user_id": "dave", "role": "superuser"}, 422),
+        ({"user_id": "dave"}, 422),
+        ({"user_id": "dave", "role": "viewer", "extra": 1}, 422),
+    ],
+)
+async def test_a_bad_member_is_refused_and_added_nobody(
+    alice: Api, body: dict[str, Any], status: int
+) -> None:
+    project = await new_project(alice)
+    assert_problem(await alice.post(f"/api/projects/{project['id']}/members", json=body), status)
+    assert await members(alice, project["id"]) == {alice.user_id: "owner"}
+
+
+async def test_adding_a_member_twice_is_a_conflict(alice: Api) -> None:
+    project = await new_project(alice)
+    await add(alice, project["id"], "dave", "viewer")
+    problem = assert_problem(
+        await alice.post(f"/api/projects/{project['id']}/members", json={"user_id": "dave", "role": "admin"}),
+        409,
+    )
+    assert problem["errors"][0]["field"] == "user_id"
+    assert await members(alice, project["id"]) == {alice.user_id: "owner", "dave": "viewer"}
+
+
+async def test_a_transfer_goes_only_to_another_member(alice: Api) -> None:
+    project = await new_project(alice)
+    url = f"/api/projects/{project['id']}/transfer"
+    assert_problem(await alice.post(url, json={"user_id": "stranger"}), 422)
+    assert_problem(await alice.post(url, json={"user_id": alice.user_id}), 422)
+    assert await members(alice, project["id"]) == {alice.user_id: "owner"}
+
+
+async def test_racing_transfers_leaves_and_role_changes_leave_exactly_one_owner(alice: Api, sql: Sql) -> None:
+    project = await new_project(alice)
+    heirs = [f"heir-{n}-{uuid.uuid4()}" for n in range(6)]
+    for heir in heirs:
+        await add(alice, project["id"], heir, "admin")
+    url = f"/api/projects/{project['id']}"
+
+    async def chaos(heir: str) -> None:
+        # Each heir grabs the project if it owns it, demotes others, and tries to leave.
+        as_heir = alice.as_user(heir)
+        await as_heir.post(f"{url}/transfer", json={"user_id": heirs[(heirs.index(heir) + 1) % len(heirs)]})
+        await as_heir.patch(f"{url}/members/{alice.user_id}", json={"role": "viewer"})
+        await as_heir.delete(f"{url}/members/{heir}")
+
+    transfers = [alice.post(f"{url}/transfer", json={"user_id": heir}) for heir in heirs]
+    results = await asyncio.gather(*transfers, *(chaos(heir) for heir in heirs))
+
+    assert [r.status_code for r in results[: len(heirs)]].count(
+        200
+    ) == 1  # one transfer wins; then alice is an admin
+    [owner] = await owners(sql, project["id"])
+    listed = await members(alice.as_user(owner), project["id"])
+    assert [user for user, role in listed.items() if role == "owner"] == [owner]
+
+
+async def test_update_and_delete_honour_if_match_and_delete_keeps_the_history(alice: Api, sql: Sql) -> None:
+    project = await new_project(alice)
+    url = f"/api/projects/{project['id']}"
+    assert_problem(await alice.patch(url, json={"name": "x"}, headers={"If-Match": '"7"'}), 412)
+    renamed = await alice.patch(url, json={"name": "Renamed", "color": None}, headers={"If-Match": '"1"'})
+    assert renamed.status_code == 200 and renamed.json()["version"] == 2 and renamed.headers["etag"] == '"2"'
+    assert_problem(await alice.delete(url, headers={"If-Match": '"1"'}), 412)
+
+    assert (await alice.delete(url, headers={"If-Match": '"2"'})).status_code == 204
+
+    assert_problem(await alice.get(url), 404)
+    assert (
+        await sql.pool.fetchval(
+            "SELECT count(*) FROM project_member WHERE project_id = $1", uuid.UUID(project["id"])
+        )
+        == 0
+    )
+    types = [
+        row["type"]
+        for row in await sql.pool.fetch(
+            "SELECT type FROM task_event WHERE project_id = $1 ORDER BY sequence", project["id"]
+        )
+    ]
+    assert types == [
+        "dev.todo.project.created",
+        "dev.todo.project-member.added",
+        "dev.todo.project.updated",
+        "dev.todo.project.deleted",
+    ]
+
+
+async def test_the_activity_feed_pages_through_every_event_of_the_project_in_order(alice: Api) -> None:
+    project = await new_project(alice)
+    for n in range(5):
+        await add(alice, project["id"], f"member-{n}", "viewer")
+    await alice.patch(f"/api/projects/{project['id']}/members/member-0", json={"role": "editor"})
+    await alice.delete(f"/api/projects/{project['id']}/members/member-1")
+
+    feed = await alice.list_all(f"/api/projects/{project['id']}/events", limit=2)
+
+    assert [e["type"] for e in feed] == [
+        "dev.todo.project.created",
+        *["dev.todo.project-member.added"] * 6,
+        "dev.todo.project-member.updated",
+        "dev.todo.project-member.removed",
+    ]
+    assert all(e["projectid"] == project["id"] and e["userid"] == alice.user_id for e in feed)
+    assert [e["data"]["member"]["user_id"] for e in feed[1:]] == [
+        alice.user_id, *[f"member-{n}" for n in range(5)], "member-0", "member-1"
+    ]  # fmt: skip
+    assert [int(e["sequence"]) for e in feed] == sorted(int(e["sequence"]) for e in feed)
+    assert_problem(await alice.get(f"/api/projects/{project['id']}/events", params={"cursor": "bm9wZQ"}), 422)
+
+
+async def test_a_member_changes_appear_under_the_acting_user(alice: Api, sql: Sql) -> None:
+    project = await new_project(alice)
+    bob = alice.as_user(f"bob-{uuid.uuid4()}")
+    await add(alice, project["id"], bob.user_id, "admin")
+    await add(bob, project["id"], "carol", "viewer")
+
+    row = await sql.pool.fetchrow(
+        "SELECT user_id, subject, partition_key FROM task_event WHERE project_id = $1"
+        " ORDER BY sequence DESC LIMIT 1",
+        project["id"],
+    )
+    assert row is not None and row["user_id"] == bob.user_id
+    assert row["subject"] == row["partition_key"] == project["id"]
+
+
+# --- the membership rules against a model -------------------------------------------------------
+
+USERS = ("u0", "u1", "u2", "u3")
+ROLES = ("viewer", "editor", "admin", "owner")
+OPERATIONS = st.tuples(
+    st.sampled_from(USERS),  # who acts
+    st.sampled_from(("add", "change", "remove", "transfer")),
+    st.sampled_from(USERS),  # whom it is about
+    st.sampled_from(ROLES),
+)
+
+
+def model(members: dict[str, str], actor: str, op: str, target: str, role: str) -> int:
+    """The status the rules give, applying the change to `members`: an independent statement of them."""
+    if op in ("add", "change") and role == "owner":
+        return 422
+    if actor not in members:
+        return 404
+    rank = RANK[members[actor]]
+    if op == "add":
+        if rank < RANK["admin"]:
+            return 403
+        if target in members:
+            return 409
+        members[target] = role
+        return 201
+    if op == "change":
+        if rank < RANK["admin"]:
+            return 403
+        if target not in members:
+            return 404
+        if members[target] == "owner":
+            return 403
+        members[target] = role
+        return 200
+    if op == "remove":
+        if target != actor and rank < RANK["admin"]:
+            return 403
+        if target not in members:
+            return 404
+        if members[target] == "owner":
+            return 409 if target == actor else 403
+        del members[target]
+        return 204
+    if members[actor] != "owner":
+        return 403
+    if target == actor or target not in members:
+        return 422
+    members[actor], members[target] = "admin", "owner"
+    return 200
+
+
+def request(op: str, project_id: str, target: str, role: str) -> tuple[str, str, dict[str, Any] | None]:
+    url = f"/api/projects/{project_id}"
+    return {
+        "add": ("POST", f"{url}/members", {"user_id": target, "role": role}),
+        "change": ("PATCH", f"{url}/members/{target}", {"role": role}),
+        "remove": ("DELETE", f"{url}/members/{target}", None),
+        "transfer": ("POST", f"{url}/transfer", {"user_id": target}),
+    }[op]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=st.lists(OPERATIONS, min_size=1, max_size=12))
+async def test_every_sequence_of_membership_requests_follows_the_rules(
+    new_user: Callable[[], Api], operations: list[tuple[str, str, str, str]]
+) -> None:
+    creator = new_user()
+    users = {name: creator.as_user(f"{name}-{creator.user_id}") for name in USERS}
+    owner = users["u0"]
+    project = await new_project(owner)
+    expected = {owner.user_id: "owner"}
+    for actor, op, target, role in operations:
+        method, url, body = request(op, project["id"], users[target].user_id, role)
+        status = model(expected, users[actor].user_id, op, users[target].user_id, role)
+        response = await users[actor].request(method, url, json=body)
+        assert response.status_code == status, (actor, op, target, role, response.text)
+    [holder] = [user for user, role in expected.items() if role == "owner"]
+    assert await members(creator.as_user(holder), project["id"]) == expected
