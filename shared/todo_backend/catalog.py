@@ -84,6 +84,7 @@ DELIVERY = Delivery()
 TASK = "/api/tasks/{id}"
 WEBHOOK = "/api/webhooks/{id}"
 RECURRING = "/api/recurring-tasks/{id}"
+COMMENT = TASK + "/comments/{comment_id}"
 PROJECT = "/api/projects/{id}"
 MEMBER = PROJECT + "/members/{user_id}"
 TASK_EVENT_TYPES = (
@@ -106,6 +107,10 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("delete-task", "Delete a task", (Route("DELETE", TASK),)),
     Function("complete-task", "Complete a task", (Route("POST", TASK + "/complete"),)),
     Function("get-task-history", "A task's CloudEvents", (Route("GET", TASK + "/events"),)),
+    Function("create-comment", "Comment on a task", (Route("POST", TASK + "/comments"),)),
+    Function("list-comments", "A task's comments", (Route("GET", TASK + "/comments"),)),
+    Function("update-comment", "Edit a comment", (Route("PATCH", COMMENT),)),
+    Function("delete-comment", "Delete a comment", (Route("DELETE", COMMENT),)),
     Function("create-webhook", "Subscribe an endpoint to events", (Route("POST", "/api/webhooks"),)),
     Function("list-webhooks", "List webhook subscriptions", (Route("GET", "/api/webhooks"),)),
     Function("delete-webhook", "Delete a webhook subscription", (Route("DELETE", WEBHOOK),)),

@@ -85,7 +85,8 @@ def _insert(table: Table, skip: set[str], first: int = 1) -> tuple[str, int]:
 
 def statements() -> list[str]:
     task, event, key = models.Task.__table__, models.TaskEvent.__table__, models.IdempotencyKey.__table__
-    outbox = models.UnpublishedEvent.__table__
+    outbox, member = models.UnpublishedEvent.__table__, models.ProjectMember.__table__
+    project = models.Project.__table__
     insert_task, after = _insert(task, set())
     insert_event, after = _insert(event, {"sequence"}, after)
     event_columns = [c.name for c in event.columns if c.name != "sequence"]
@@ -120,12 +121,18 @@ def statements() -> list[str]:
             f"SELECT {', '.join(readable)} FROM {event.name} WHERE sequence = ANY(ARRAY("
             f"SELECT sequence FROM {outbox.name} WHERE partition_key = ANY($1::text[]))) ORDER BY sequence"
         ),
+        "# A project kept from being deleted, then a member's role kept from being removed, until the",
+        "# transaction ends: in that order, the order delete-project takes them in.",
+        "PROJECT_KEPT = " + repr(f"SELECT id FROM {project.name} WHERE id = $1 FOR KEY SHARE"),
+        "MEMBER_ROLE = "
+        + repr(f"SELECT role::text FROM {member.name} WHERE project_id = $1 AND user_id = $2 FOR SHARE"),
         "MARK_PUBLISHED = " + repr(f"DELETE FROM {outbox.name} WHERE sequence = ANY($1::bigint[])"),
     ]
 
 
 def render() -> str:
     create, names = validator(models.TaskCreate)
+    names -= {"uuid", "UUID"}  # uuid.UUID: the module is imported whole
     from_pydantic = sorted(n for n in names if hasattr(pydantic, n))
     from_fields = sorted(names - set(from_pydantic))
     header = (
@@ -137,7 +144,8 @@ def render() -> str:
     parts = [
         header,
         "from __future__ import annotations",
-        "from collections.abc import Mapping\nfrom datetime import datetime\nfrom typing import Any",
+        "import uuid\nfrom collections.abc import Mapping\nfrom datetime import datetime\n"
+        "from typing import Any",
         f"from pydantic import {', '.join(from_pydantic)}",
         f"from todo_backend.fields import {', '.join([*from_fields, 'rfc3339'])}",
         "\n".join(statements()),
@@ -147,7 +155,7 @@ def render() -> str:
         "def _str(value: object) -> str | None:\n    return None if value is None else str(value)",
         mapper("task_public", models.TaskPublic),
     ]
-    return "\n\n\n".join(parts).replace("\n\n\nfrom", "\n\nfrom") + "\n"
+    return re.sub("\n\n\n(from|import) ", "\n\n\\1 ", "\n\n\n".join(parts)) + "\n"
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ renders."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -14,17 +15,21 @@ from pydantic import Field, StrictBool
 from todo_backend.fields import Description, Input, Instant, Priority, RemindBefore, Tags, Title, rfc3339
 
 
-TASK_COLUMNS = ('title', 'description', 'due_date', 'priority', 'tags', 'remind_before_minutes', 'id', 'user_id', 'completed', 'completed_at', 'reminded_at', 'remind_at', 'recurring_task_id', 'occurrence_at', 'created_at', 'updated_at', 'version')
+TASK_COLUMNS = ('title', 'description', 'due_date', 'priority', 'tags', 'remind_before_minutes', 'id', 'user_id', 'completed', 'completed_at', 'reminded_at', 'remind_at', 'recurring_task_id', 'occurrence_at', 'project_id', 'created_at', 'updated_at', 'version')
 TASK_EVENT_COLUMNS = ('id', 'type', 'source', 'subject', 'time', 'partition_key', 'user_id', 'data', 'project_id', 'traceparent', 'tracestate')
 TASK_CREATED = "dev.todo.task.created"
 # $1.. the task's columns, then the outbox row's.
-CREATE_TASK = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, project_id, traceparent, tracestate) VALUES ($18, $19, $20, $21, $22, $23, $24, $25::jsonb, $26, $27, $28) RETURNING sequence'
+CREATE_TASK = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, project_id, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, project_id, traceparent, tracestate) VALUES ($19, $20, $21, $22, $23, $24, $25, $26::jsonb, $27, $28, $29) RETURNING sequence'
 # CREATE_TASK's parameters, then the response to store and the Idempotency-Key.
-CREATE_TASK_WITH_KEY = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)), stored AS (UPDATE idempotency_key SET status_code = 201, response = $29::jsonb WHERE user_id = $8 AND key = $30) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, project_id, traceparent, tracestate) VALUES ($18, $19, $20, $21, $22, $23, $24, $25::jsonb, $26, $27, $28) RETURNING sequence'
+CREATE_TASK_WITH_KEY = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, project_id, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)), stored AS (UPDATE idempotency_key SET status_code = 201, response = $30::jsonb WHERE user_id = $8 AND key = $31) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, project_id, traceparent, tracestate) VALUES ($19, $20, $21, $22, $23, $24, $25, $26::jsonb, $27, $28, $29) RETURNING sequence'
 # A key's first use claims it; a key past its retention (created before $5) is claimed afresh.
 CLAIM_IDEMPOTENCY_KEY = 'INSERT INTO idempotency_key (user_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO UPDATE SET request_hash = excluded.request_hash, created_at = excluded.created_at, status_code = NULL, response = NULL WHERE idempotency_key.created_at < $5 RETURNING key'
 PRIOR_RESPONSE = 'SELECT request_hash, response::text FROM idempotency_key WHERE user_id = $1 AND key = $2'
 UNPUBLISHED_OF_KEYS = 'SELECT sequence, id, type, source, subject, time, partition_key, user_id, data::text AS data, project_id, traceparent, tracestate FROM task_event WHERE sequence = ANY(ARRAY(SELECT sequence FROM outbox WHERE partition_key = ANY($1::text[]))) ORDER BY sequence'
+# A project kept from being deleted, then a member's role kept from being removed, until the
+# transaction ends: in that order, the order delete-project takes them in.
+PROJECT_KEPT = 'SELECT id FROM project WHERE id = $1 FOR KEY SHARE'
+MEMBER_ROLE = 'SELECT role::text FROM project_member WHERE project_id = $1 AND user_id = $2 FOR SHARE'
 MARK_PUBLISHED = 'DELETE FROM outbox WHERE sequence = ANY($1::bigint[])'
 
 
@@ -38,6 +43,7 @@ class TaskCreate(Input):
     tags: Tags = Field(default_factory=list)
     remind_before_minutes: RemindBefore | None = None
     completed: StrictBool = False
+    project_id: uuid.UUID | None = None
 
 
 def _rfc3339(value: datetime | None) -> str | None:
@@ -62,6 +68,7 @@ def task_public(row: Mapping[str, Any]) -> dict[str, Any]:
         "reminded_at": _rfc3339(row["reminded_at"]),
         "recurring_task_id": _str(row["recurring_task_id"]),
         "occurrence_at": _rfc3339(row["occurrence_at"]),
+        "project_id": _str(row["project_id"]),
         "created_at": rfc3339(row["created_at"]),
         "updated_at": rfc3339(row["updated_at"]),
         "version": row["version"],

@@ -18,38 +18,46 @@ from todo_backend.derived import task_public
 from todo_backend.errors import PoisonEvent
 from todo_backend.fields import rfc3339, utcnow
 from todo_backend.models import (
+    Comment,
+    CommentPublic,
     MemberPublic,
     Project,
     ProjectMember,
     ProjectPublic,
-    ProjectRole,
     RecurringTask,
     RecurringTaskPublic,
     Task,
     TaskPublic,
 )
+from todo_backend.roles import ProjectRole
 
 
+# A task event's `actor` is who made the change (a member of the task's project, say); None when the
+# system did (a series' occurrence, a withdrawn successor) or for an inbox task: its owner is the user.
 @dataclass(frozen=True)
 class TaskCreated:
     task: Task
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
 class TaskUpdated:
     task: Task
     changed: tuple[str, ...]
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
 class TaskCompleted:
     task: Task
     changed: tuple[str, ...]
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
 class TaskDeleted:
     task: Task  # as it was before the delete
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,27 @@ class ProjectMemberRemoved:
     actor: str
 
 
+@dataclass(frozen=True)
+class CommentCreated:
+    comment: Comment
+    project_id: uuid.UUID | None  # its task's
+    actor: str
+
+
+@dataclass(frozen=True)
+class CommentUpdated:
+    comment: Comment
+    project_id: uuid.UUID | None
+    actor: str
+
+
+@dataclass(frozen=True)
+class CommentDeleted:
+    comment: Comment  # as it was
+    project_id: uuid.UUID | None
+    actor: str
+
+
 Event = (
     TaskCreated
     | TaskUpdated
@@ -132,6 +161,9 @@ Event = (
     | ProjectMemberAdded
     | ProjectMemberUpdated
     | ProjectMemberRemoved
+    | CommentCreated
+    | CommentUpdated
+    | CommentDeleted
 )
 
 CLOUDEVENT_TYPES: dict[type[Any], str] = {
@@ -149,6 +181,9 @@ CLOUDEVENT_TYPES: dict[type[Any], str] = {
     ProjectMemberAdded: "dev.todo.project-member.added",
     ProjectMemberUpdated: "dev.todo.project-member.updated",
     ProjectMemberRemoved: "dev.todo.project-member.removed",
+    CommentCreated: "dev.todo.comment.created",
+    CommentUpdated: "dev.todo.comment.updated",
+    CommentDeleted: "dev.todo.comment.deleted",
 }
 
 
@@ -174,18 +209,27 @@ def project_json(project: Project, role: ProjectRole | None = None) -> dict[str,
     return data if role is None else {**data, "role": role.value}
 
 
+def comment_json(comment: Comment) -> dict[str, Any]:
+    return CommentPublic.model_validate(comment).model_dump(mode="json")
+
+
 def member_json(member: ProjectMember) -> dict[str, Any]:
     return MemberPublic.model_validate(member).model_dump(mode="json")
+
+
+def _project(task: Task) -> str | None:
+    return None if task.project_id is None else str(task.project_id)
 
 
 def _data(event: Event) -> tuple[str, str, str | None, dict[str, Any]]:
     """The subject (and partition key), the user (the owner of a task or series, whoever changed a
     project), the project if any, and the data of an event's CloudEvent."""
     match event:
-        case TaskUpdated(task, changed) | TaskCompleted(task, changed):
-            return str(task.id), task.user_id, None, {"task": task_json(task), "changed": list(changed)}
-        case TaskCreated(task) | TaskDeleted(task):
-            return str(task.id), task.user_id, None, {"task": task_json(task)}
+        case TaskUpdated(task, changed, actor) | TaskCompleted(task, changed, actor):
+            data: dict[str, Any] = {"task": task_json(task), "changed": list(changed)}
+            return str(task.id), actor or task.user_id, _project(task), data
+        case TaskCreated(task, actor) | TaskDeleted(task, actor):
+            return str(task.id), actor or task.user_id, _project(task), {"task": task_json(task)}
         case ReminderDue(task, remind_at, sent_at):
             assert task.due_date is not None
             data = {
@@ -194,7 +238,7 @@ def _data(event: Event) -> tuple[str, str, str | None, dict[str, Any]]:
                 "remind_at": rfc3339(remind_at),
                 "late_seconds": max(0, int((sent_at - remind_at).total_seconds())),
             }
-            return str(task.id), task.user_id, None, data
+            return str(task.id), task.user_id, _project(task), data
         case RecurringTaskUpdated(recurring, changed):
             data = {"recurring_task": recurring_task_json(recurring, []), "changed": list(changed)}
             return str(recurring.id), recurring.user_id, None, data
@@ -213,6 +257,14 @@ def _data(event: Event) -> tuple[str, str, str | None, dict[str, Any]]:
         ):
             data = {"project_id": str(project_id), "member": member_json(member)}
             return str(project_id), actor, str(project_id), data
+        case (
+            CommentCreated(comment, project_id, actor)
+            | CommentUpdated(comment, project_id, actor)
+            | CommentDeleted(comment, project_id, actor)
+        ):
+            project = None if project_id is None else str(project_id)
+            data = {"comment": comment_json(comment), "project_id": project}
+            return str(comment.task_id), actor, project, data
     raise TypeError(event)
 
 
@@ -292,6 +344,11 @@ class _ChangedProjectData(_ProjectData):
     changed: tuple[str, ...]
 
 
+class _CommentData(BaseModel):
+    comment: CommentPublic
+    project_id: uuid.UUID | None
+
+
 class _MemberData(BaseModel):
     project_id: uuid.UUID
     member: MemberPublic
@@ -309,9 +366,9 @@ def _recurring(data: _RecurringData, user_id: str) -> RecurringTask:
 def _event(kind: type[Any], data: Any, user_id: str) -> Event:
     if kind in (TaskUpdated, TaskCompleted):
         changed = _ChangedTaskData.model_validate(data)
-        return kind(_task(changed, user_id), changed.changed)
+        return kind(_task(changed, user_id), changed.changed, user_id)
     if kind in (TaskCreated, TaskDeleted):
-        return kind(_task(_TaskData.model_validate(data), user_id))
+        return kind(_task(_TaskData.model_validate(data), user_id), user_id)
     if kind is ReminderDue:
         reminder = _ReminderData.model_validate(data)
         if reminder.task.due_date is None:
@@ -328,6 +385,9 @@ def _event(kind: type[Any], data: Any, user_id: str) -> Event:
         return ProjectUpdated(Project(**renamed.project.model_dump()), user_id, renamed.changed)
     if kind in (ProjectCreated, ProjectDeleted):
         return kind(Project(**_ProjectData.model_validate(data).project.model_dump()), user_id)
+    if kind in (CommentCreated, CommentUpdated, CommentDeleted):
+        about = _CommentData.model_validate(data)
+        return kind(Comment(**about.comment.model_dump()), about.project_id, user_id)
     membership = _MemberData.model_validate(data)
     member = ProjectMember(project_id=membership.project_id, **membership.member.model_dump())
     return kind(membership.project_id, member, user_id)

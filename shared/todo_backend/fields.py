@@ -128,6 +128,16 @@ ProjectName = Annotated[
 ]
 Color = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
 
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# Kept as written (white space and all): it is someone's prose.
+CommentBody = Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_not_blank)]
+
 # The document says "not blank": the server trims first, so it also takes a longer, padded title.
 Title = Annotated[
     str, AfterValidator(_strip_title), WithJsonSchema({"type": "string", "maxLength": 500, "pattern": r"\S"})

@@ -24,6 +24,7 @@ from todo_backend import logs, tracing
 from todo_backend.auth import Unauthorized, authenticate
 from todo_backend.bootstrap import collecting_commits, publish_now
 from todo_backend.errors import DomainError, NotFound, Unprocessable
+from todo_backend.fields import user_id_problem
 from todo_backend.metrics import answered_first, observe_request
 from todo_backend.settings import get_settings
 
@@ -120,13 +121,13 @@ def path_uuid(request: Request, index: int) -> uuid.UUID:
         raise NotFound("no such resource") from exc
 
 
-def path_segment(request: Request, index: int) -> str:
-    """Path segment `index` as the client meant it: percent-decoded (a member's user id may hold any
-    character but "/", which the gateway refuses encoded) and never parsed again as a URL, where a
-    decoded "?" or "#" would end the path early. A missing one names no resource (404)."""
+def path_user_id(request: Request, index: int) -> str:
+    """Path segment `index` as a user id, as the client meant it: percent-decoded (a member's user id may
+    hold any character but "/", which the gateway refuses encoded) and never parsed again as a URL,
+    where a decoded "?" or "#" would end the path early. One no token could hold names no user (404)."""
     segments = request.scope["path"].strip("/").split("/")
-    if index >= len(segments) or not segments[index]:
-        raise NotFound("no such resource")
+    if index >= len(segments) or user_id_problem(segments[index]):
+        raise NotFound("no such resource")  # no user has that id
     return segments[index]
 
 

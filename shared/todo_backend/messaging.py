@@ -60,12 +60,13 @@ class PublishFailed(RuntimeError):
         self.acknowledged = acknowledged
 
 
-def _acknowledged(sent: list[tuple[StoredEvent, asyncio.Future[Any]]]) -> list[StoredEvent]:
+def _acknowledged(sent: list[tuple[StoredEvent, asyncio.Future[Any] | None]]) -> list[StoredEvent]:
     failed: set[str] = set()  # keys with a row that was not acknowledged: their later rows wait too
     acknowledged = []
     for row, future in sent:
         if (
             row.partition_key not in failed
+            and future is not None
             and future.done()
             and not future.cancelled()
             and future.exception() is None
@@ -77,22 +78,30 @@ def _acknowledged(sent: list[tuple[StoredEvent, asyncio.Future[Any]]]) -> list[S
 
 
 async def _send(
-    producer: AIOKafkaProducer, topic: str, partition: int, records: list[tuple[StoredEvent, KafkaRecord]]
-) -> list[tuple[StoredEvent, asyncio.Future[Any]]]:
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    records: list[tuple[StoredEvent, KafkaRecord]],
+    acks: dict[int, asyncio.Future[Any]],
+) -> None:
     """One partition's records in as few batches as they fill, in order (aiokafka sends a partition's
-    batches one after another), each row with its batch's ack. A batch, not a send() per record: that
-    cost a future, a metadata wait and a partitioner call per record (bench/relay_throughput.py)."""
-    sent: list[tuple[StoredEvent, asyncio.Future[Any]]] = []
+    batches one after another), each row's batch ack put in `acks` (by the row's id) as its batch is
+    sent, so one cut short leaves the acks of those already sent. A batch, not a send() per record:
+    that cost a future, a metadata wait and a partitioner call per record (bench/relay_throughput.py)."""
     batch, rows = producer.create_batch(), list[StoredEvent]()
+
+    async def submit() -> None:
+        batch.close()  # nothing else joins it
+        future = await producer.send_batch(batch, topic, partition=partition)
+        acks.update((id(row), future) for row in rows)
+
     for row, (key, headers, value) in records:
         if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
-            future = await producer.send_batch(batch, topic, partition=partition)
-            sent += [(done, future) for done in rows]
+            await submit()
             batch, rows = producer.create_batch(), []
             batch.append(key=key, value=value, timestamp=None, headers=headers)  # one always fits
         rows.append(row)
-    future = await producer.send_batch(batch, topic, partition=partition)
-    return sent + [(done, future) for done in rows]
+    await submit()
 
 
 class TopicMismatch(RuntimeError):
@@ -250,16 +259,21 @@ class Publisher:
         if not rows:
             return
         producer = await self._started()
-        sent: list[tuple[StoredEvent, asyncio.Future[Any]]] = []
+        acks: dict[int, asyncio.Future[Any]] = {}  # by id(row)
         try:
             async with asyncio.timeout(self.settings.kafka_publish_timeout_seconds):
                 # The broker's topics just before sending and again after the acks: Tansu acknowledges
                 # records for a topic it does not have (a restart since ready() lost it), and may lose
                 # them when the topic is created again. Kafka refuses them; the checks cost two round trips.
                 self._check(await self._current(producer))
+                self._check(self._cached(producer))  # the partitions the keys are spread over
                 for (topic, partition), records in self._by_partition(producer, rows).items():
-                    sent += await _send(producer, topic, partition, records)
-                await asyncio.gather(*{id(future): future for _, future in sent}.values())
+                    await _send(producer, topic, partition, records, acks)
+                # wait(), unlike gather(), never cancels what it waits for: after a timeout the acks still
+                # settle in close(), and what the broker acknowledged counts.
+                await asyncio.wait(set(acks.values()))
+                for future in acks.values():
+                    future.result()  # a batch that failed
                 # A metadata refresh during the sends that saw other partitions: the acks may be for
                 # records nobody reads, so the rows stay unpublished.
                 self._check(self._cached(producer))
@@ -268,6 +282,7 @@ class Publisher:
             # Closing flushes what is still in flight: once it returns, every send has been acknowledged
             # or has failed, so what was acknowledged after the timeout is not published a second time.
             await self.close()
+            sent = [(row, acks.get(id(row))) for row in rows]  # in row order: per key; None: never sent
             acknowledged = [] if isinstance(exc, TopicMismatch) else _acknowledged(sent)
             if acknowledged:
                 raise PublishFailed(acknowledged) from exc

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 
 from todo_backend.fields import (
     Color,
+    CommentBody,
     Description,
     Input,
     Instant,
@@ -31,6 +32,7 @@ from todo_backend.fields import (
     UtcDatetime,
     utcnow,
 )
+from todo_backend.roles import ProjectRole
 
 metadata = SQLModel.metadata
 
@@ -79,6 +81,8 @@ class TaskCreate(_Input):
     tags: Tags = Field(default_factory=list)
     remind_before_minutes: RemindBefore | None = None
     completed: StrictBool = False
+    # A project's task (its members see it), else the creator's inbox (theirs alone). Set at creation.
+    project_id: uuid.UUID | None = None
 
 
 _TASK_NOT_NULL = ("title", "priority", "tags", "completed", "description")
@@ -113,6 +117,14 @@ class Task(TaskBase, table=True):
         Index("ix_task_user_due", "user_id", "due_date", "id"),
         Index("ix_task_user_priority", "user_id", "priority", "id"),
         Index("ix_task_user_title", "user_id", text("lower(title)"), "id"),
+        # A project's tasks (lists, deleting the project).
+        Index(
+            "ix_task_project",
+            "project_id",
+            "created_at",
+            "id",
+            postgresql_where=text("project_id IS NOT NULL"),
+        ),
         Index("ix_task_tags", "tags", postgresql_using="gin"),
         # Each occurrence of a series exists once, however many materializers or duplicate events race.
         Index("uq_task_occurrence", "recurring_task_id", "occurrence_at", unique=True),
@@ -144,6 +156,7 @@ class Task(TaskBase, table=True):
     remind_at: datetime | None = Field(default=None, sa_type=_tz())
     recurring_task_id: uuid.UUID | None = None
     occurrence_at: datetime | None = Field(default=None, sa_type=_tz())
+    project_id: uuid.UUID | None = Field(default=None, foreign_key="project.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
@@ -162,6 +175,7 @@ class TaskPublic(SQLModel):
     reminded_at: UtcDatetime | None
     recurring_task_id: uuid.UUID | None
     occurrence_at: UtcDatetime | None
+    project_id: uuid.UUID | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     version: int
@@ -176,7 +190,8 @@ class TaskEvent(SQLModel, table=True):
 
     __tablename__ = "task_event"
     __table_args__ = (
-        Index("ix_task_event_user_subject", "user_id", "subject", "sequence"),
+        # A task's history: its members see events their actors wrote, so the subject leads.
+        Index("ix_task_event_subject", "subject", "sequence"),
         # A project's activity feed (GET /api/projects/{id}/events), oldest first.
         Index(
             "ix_task_event_project",
@@ -510,14 +525,6 @@ class NotificationPublic(SQLModel):
 # --- projects -------------------------------------------------------------------------------------
 
 
-class ProjectRole(enum.StrEnum):
-    # Declaration order is the rank (projects.RANK): each role may do what the ones before it may.
-    viewer = "viewer"
-    editor = "editor"
-    admin = "admin"
-    owner = "owner"
-
-
 project_role_enum = ENUM(ProjectRole, name="project_role", values_callable=lambda e: [m.value for m in e])
 
 
@@ -606,3 +613,37 @@ class MemberUpdate(_Input):
 
 class ProjectTransfer(_Input):
     user_id: UserId
+
+
+# --- comments -------------------------------------------------------------------------------------
+
+
+class CommentWrite(_Input):
+    """POST and PATCH body."""
+
+    body: CommentBody
+
+
+class Comment(SQLModel, table=True):
+    """A comment on a task; deleting the task deletes its comments."""
+
+    __tablename__ = "comment"
+    __table_args__ = (Index("ix_comment_task_created", "task_id", "created_at", "id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    task_id: uuid.UUID = Field(sa_column=Column(ForeignKey("task.id", ondelete="CASCADE"), nullable=False))
+    author_id: str = Field(sa_column=Column(Text, nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+
+class CommentPublic(SQLModel):
+    id: uuid.UUID
+    task_id: uuid.UUID
+    author_id: str
+    body: str
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int

@@ -8,6 +8,8 @@ from pydantic import BaseModel
 
 from todo_backend.catalog import FUNCTIONS, Function, Route, by_name
 from todo_backend.models import (
+    CommentPublic,
+    CommentWrite,
     MemberAdd,
     MemberPublic,
     MemberUpdate,
@@ -64,6 +66,10 @@ _IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
     ("remove-project-member", "DELETE"): (None, 204, None),
     ("transfer-project", "POST"): ("ProjectTransfer", 200, "MyProject"),
     ("get-project-events", "GET"): (None, 200, "EventPage"),
+    ("create-comment", "POST"): ("CommentWrite", 201, "CommentPublic"),
+    ("list-comments", "GET"): (None, 200, "CommentPage"),
+    ("update-comment", "PATCH"): ("CommentWrite", 200, "CommentPublic"),
+    ("delete-comment", "DELETE"): (None, 204, None),
 }
 
 # The query parameters of each list, from its query model (types, enums, bounds and defaults); only
@@ -80,6 +86,7 @@ _QUERY: dict[str, tuple[type[PageQuery], dict[str, str]]] = {
             "due_after": "Due after (with offset)",
             "overdue": "Open and past due",
             "sort": "Sort key; tasks without a due date come last",
+            "project": "One project's tasks (its id), or `inbox` for my own; else both",
         },
     ),
     "list-notifications": (NotificationQuery, {"unread": "Only unread notifications"}),
@@ -95,6 +102,7 @@ _PAGED = {
     "list-projects",
     "list-project-members",
     "get-project-events",
+    "list-comments",
 }
 _VERSIONED = {
     "update-task",
@@ -104,6 +112,8 @@ _VERSIONED = {
     "delete-recurring-task",
     "update-project",
     "delete-project",
+    "update-comment",
+    "delete-comment",
 }
 # Operations only some members may call: 403 names the role they need.
 _ROLE_BOUND = {
@@ -113,12 +123,20 @@ _ROLE_BOUND = {
     "update-project-member",
     "remove-project-member",
     "transfer-project",
+    "create-task",
+    "update-task",
+    "delete-task",
+    "complete-task",
+    "create-comment",
+    "update-comment",
+    "delete-comment",
 }
 
 
 # A resource id, or a member's user id (the token's `sub`, percent-encoded in the path).
 _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "format": "uuid"},
+    "comment_id": {"type": "string", "format": "uuid"},
     "user_id": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 
@@ -179,6 +197,8 @@ def _schemas() -> dict[str, Any]:
         "MemberUpdate": MemberUpdate,
         "MemberPublic": MemberPublic,
         "ProjectTransfer": ProjectTransfer,
+        "CommentWrite": CommentWrite,
+        "CommentPublic": CommentPublic,
     }
     schemas: dict[str, Any] = {}
     for name, model in models.items():
@@ -230,6 +250,7 @@ def _schemas() -> dict[str, Any]:
     schemas["NotificationPage"] = _page("NotificationPublic")
     schemas["ProjectPage"] = _page("MyProject")
     schemas["MemberPage"] = _page("MemberPublic")
+    schemas["CommentPage"] = _page("CommentPublic")
     schemas["Problem"] = {
         "type": "object",
         "description": "RFC 9457 problem details",
@@ -288,6 +309,8 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
     }
     if params and any(p["in"] == "path" for p in params):
         responses["404"] = _problem("No such resource for this user")
+    if fn.name in ("create-task", "list-tasks"):
+        responses["404"] = _problem("No such project for this user (`project_id`, `project`)")
     if fn.name in _VERSIONED:
         responses["412"] = _problem("If-Match does not match the current version")
     if fn.name in _ROLE_BOUND:

@@ -29,13 +29,15 @@ from todo_backend.events import (
     member_json,
     project_json,
 )
-from todo_backend.fields import utcnow
-from todo_backend.models import Project, ProjectCreate, ProjectMember, ProjectRole, TaskEvent
+from todo_backend.fields import user_id_problem, utcnow
+from todo_backend.models import Project, ProjectCreate, ProjectMember, Task, TaskEvent
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page, decode_cursor, encode_cursor
+from todo_backend.roles import ProjectRole, require
 from todo_backend.stored import to_cloudevent_json
 from todo_backend.uow import UnitOfWork
 
-RANK = {role: rank for rank, role in enumerate(ProjectRole)}
+# A project's tasks are deleted this many to a transaction (and event batch) when it is deleted.
+DELETE_BATCH = 500
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -95,23 +97,24 @@ class TransferProject:
 # --- access ---------------------------------------------------------------------------------------
 
 
-def require(role: ProjectRole, needed: ProjectRole, action: str) -> None:
-    if RANK[role] < RANK[needed]:
-        raise Forbidden(f"{action} needs the {needed} role in this project; yours is {role}")
-
-
-async def role_of(uow: UnitOfWork, user_id: str, project_id: uuid.UUID) -> ProjectRole:
-    """The user's role in the project; NotFound when they are not a member (or there is no such
-    project: the two are indistinguishable). Locks the membership row against removal (FOR SHARE), so
-    a removal commits before this transaction's check or after its change, never between."""
+async def member_role(uow: UnitOfWork, user_id: str, project_id: uuid.UUID) -> ProjectRole | None:
+    """The user's role in the project, None if they are not a member. Locks the membership row against
+    removal (FOR SHARE), so a removal commits before this transaction's check or after its change,
+    never between."""
     role = await uow.session.scalar(
         select(ProjectMember.role)
         .where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
         .with_for_update(read=True)
     )
+    return None if role is None else ProjectRole(role)
+
+
+async def role_of(uow: UnitOfWork, user_id: str, project_id: uuid.UUID) -> ProjectRole:
+    """member_role, or NotFound for a non-member (or no such project: the two are indistinguishable)."""
+    role = await member_role(uow, user_id, project_id)
     if role is None:
         raise NotFound("no such project")
-    return ProjectRole(role)
+    return role
 
 
 async def _locked(
@@ -189,14 +192,29 @@ async def update_project(cmd: UpdateProject, uow: UnitOfWork) -> dict[str, Any]:
 
 
 async def delete_project(cmd: DeleteProject, uow: UnitOfWork) -> None:
-    """The owner deletes the project and its memberships; its history stays in the audit log."""
-    async with uow:
-        project, _ = await _locked(uow, cmd.user_id, cmd.project_id, ProjectRole.owner, "deleting it")
-        if cmd.if_match is not None and project.version not in cmd.if_match:
-            raise PreconditionFailed(f"the project is at version {project.version}; reload and retry")
-        uow.emit(ProjectDeleted(project, cmd.user_id))
-        await uow.session.delete(project)  # its memberships go with it (ON DELETE CASCADE)
-        await uow.commit()
+    """The owner deletes the project: its tasks first, DELETE_BATCH to a transaction, each with its
+    task.deleted event, then, with the last of them, the project and its memberships. Every transaction
+    leaves a whole project (fewer tasks, all else intact), so a request cut short is finished by
+    deleting again. The history stays in the audit log."""
+    from todo_backend.tasks import remove  # tasks builds on this module
+
+    while True:
+        async with uow:
+            project, _ = await _locked(uow, cmd.user_id, cmd.project_id, ProjectRole.owner, "deleting it")
+            if cmd.if_match is not None and project.version not in cmd.if_match:
+                raise PreconditionFailed(f"the project is at version {project.version}; reload and retry")
+            batch = select(Task).where(Task.project_id == project.id).limit(DELETE_BATCH).with_for_update()
+            tasks = list(await uow.session.scalars(batch))
+            for task in tasks:
+                await remove(task, uow, cmd.user_id)
+            last = len(tasks) < DELETE_BATCH
+            if last:
+                await uow.session.flush()  # the tasks' deletes first: they reference the project
+                uow.emit(ProjectDeleted(project, cmd.user_id))
+                await uow.session.delete(project)  # its memberships go with it (ON DELETE CASCADE)
+            await uow.commit()
+        if last:
+            return
 
 
 async def list_members(user_id: str, project_id: uuid.UUID, query: PageQuery, uow: UnitOfWork) -> Page:
@@ -204,7 +222,7 @@ async def list_members(user_id: str, project_id: uuid.UUID, query: PageQuery, uo
     after: str | None = None
     if query.cursor:
         after = decode_cursor(query.cursor).get("after")
-        if not isinstance(after, str):
+        if not isinstance(after, str) or user_id_problem(after):
             raise Unprocessable("the cursor is not one this API issued", "cursor")
     stmt = select(ProjectMember).where(ProjectMember.project_id == project_id)
     if after is not None:

@@ -108,7 +108,8 @@ async def relay_outbox(
     published = batches = 0
     deadline = time.monotonic() + budget_seconds
     while time.monotonic() < deadline:
-        # Before each batch's transaction: a broker that restarted since the last batch is checked again.
+        # Before each batch's transaction: a producer a failed publish closed (a broker that restarted,
+        # say) is started again and the topics checked, created if they are missing.
         await publisher.ready()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(_ASYNC_COMMIT)

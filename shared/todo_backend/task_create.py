@@ -19,15 +19,18 @@ from todo_backend.derived import (
     CLAIM_IDEMPOTENCY_KEY,
     CREATE_TASK,
     CREATE_TASK_WITH_KEY,
+    MEMBER_ROLE,
     PRIOR_RESPONSE,
+    PROJECT_KEPT,
     TASK_COLUMNS,
     TASK_CREATED,
     TASK_EVENT_COLUMNS,
     TaskCreate,
     task_public,
 )
-from todo_backend.errors import Unprocessable
+from todo_backend.errors import NotFound, Unprocessable
 from todo_backend.fields import utcnow
+from todo_backend.roles import ProjectRole, require
 from todo_backend.settings import Settings
 
 
@@ -87,21 +90,37 @@ async def create_task(cmd: CreateTask, pool: asyncpg.Pool, source: str, settings
         "partition_key": subject,
         "user_id": cmd.user_id,
         "data": f'{{"task":{body}}}',
-        "project_id": None,
+        "project_id": None if cmd.fields.project_id is None else str(cmd.fields.project_id),
         "traceparent": trace and trace.traceparent,
         "tracestate": trace and trace.tracestate,
     }
     params = [task[c] for c in TASK_COLUMNS] + [event[c] for c in TASK_EVENT_COLUMNS]
-    if cmd.idempotency_key is None:
-        await pool.fetchval(CREATE_TASK, *params)
+    if cmd.idempotency_key is None and cmd.fields.project_id is None:
+        await pool.fetchval(CREATE_TASK, *params)  # an inbox task: one round trip
     else:
         async with pool.acquire() as conn, conn.transaction():
-            prior = await _claim_idempotency_key(cmd, conn, settings)
-            if prior is not None:
-                return Created(json.loads(prior)["id"], prior, replayed=True)
-            await conn.fetchval(CREATE_TASK_WITH_KEY, *params, body, cmd.idempotency_key)
+            if cmd.fields.project_id is not None:
+                await _may_add_tasks(conn, cmd.fields.project_id, cmd.user_id)
+            if cmd.idempotency_key is None:
+                await conn.fetchval(CREATE_TASK, *params)
+            else:
+                prior = await _claim_idempotency_key(cmd, conn, settings)
+                if prior is not None:
+                    return Created(json.loads(prior)["id"], prior, replayed=True)
+                await conn.fetchval(CREATE_TASK_WITH_KEY, *params, body, cmd.idempotency_key)
     await announce([subject])
     return Created(subject, body)
+
+
+async def _may_add_tasks(conn: asyncpg.Connection, project_id: uuid.UUID, user_id: str) -> None:
+    """Editors and above add a project's tasks; a non-member is told there is no such project. The
+    project and the membership stay locked until the task is in (a deletion or a removal waits for it,
+    or comes first)."""
+    kept = await conn.fetchval(PROJECT_KEPT, project_id)
+    role = None if kept is None else await conn.fetchval(MEMBER_ROLE, project_id, user_id)
+    if role is None:
+        raise NotFound("no such project", "project_id")
+    require(ProjectRole(role), ProjectRole.editor, "adding tasks")
 
 
 async def _claim_idempotency_key(cmd: CreateTask, conn: asyncpg.Connection, settings: Settings) -> str | None:

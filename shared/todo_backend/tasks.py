@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, func, or_, select
 
 from todo_backend.errors import NotFound, PreconditionFailed, Unprocessable
 from todo_backend.events import (
@@ -18,8 +18,10 @@ from todo_backend.events import (
     task_json,
 )
 from todo_backend.fields import Instant, Priority, storable_text, utcnow
-from todo_backend.models import Task, TaskEvent
+from todo_backend.models import ProjectMember, Task, TaskEvent
 from todo_backend.paging import Page, PageQuery, decode_cursor, encode_cursor
+from todo_backend.projects import member_role
+from todo_backend.roles import ProjectRole, require
 from todo_backend.stored import to_cloudevent_json
 from todo_backend.task_create import reminder_instant
 from todo_backend.uow import UnitOfWork
@@ -65,19 +67,22 @@ class DeleteTask:
 async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
     async with uow:
         task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match)
-        changed = [name for name, value in cmd.changes.items() if getattr(task, name) != value]
+        changes = dict(cmd.changes)
+        if changes.pop("project_id", task.project_id) != task.project_id:  # a PUT names it
+            raise Unprocessable("a task stays in the project it was created in", "project_id")
+        changed = [name for name, value in changes.items() if getattr(task, name) != value]
         if changed:
-            completing = "completed" in changed and cmd.changes["completed"]
+            completing = "completed" in changed and changes["completed"]
             reopened_from = task.completed_at if "completed" in changed and not completing else None
             for name in changed:
-                setattr(task, name, cmd.changes[name])
+                setattr(task, name, changes[name])
             if "completed" in changed:
                 task.completed_at = utcnow() if task.completed else None
             if {"due_date", "remind_before_minutes"} & set(changed):
                 rearm_reminder(task, uow.settings.default_remind_before_minutes)
             touch(task)
             event = TaskCompleted if completing else TaskUpdated
-            uow.emit(event(task, tuple(changed)))
+            uow.emit(event(task, tuple(changed), cmd.user_id))
             if reopened_from is not None and task.recurring_task_id is not None:
                 # Imported here: recurring builds on this module (its occurrences are tasks).
                 from todo_backend.recurring import withdraw_successor
@@ -95,16 +100,30 @@ async def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
 async def delete_task(cmd: DeleteTask, uow: UnitOfWork) -> None:
     async with uow:
         task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match)
-        await remove(task, uow)
+        await remove(task, uow, cmd.user_id)
         await uow.commit()
 
 
 async def get_task(user_id: str, task_id: uuid.UUID, uow: UnitOfWork) -> Task:
     async with uow:
         task = await uow.session.get(Task, task_id)
-        if task is None or task.user_id != user_id:
+        if task is None:
             raise NotFound("no such task")
+        await task_role(uow, user_id, task)
         return task
+
+
+async def task_role(uow: UnitOfWork, user_id: str, task: Task) -> ProjectRole:
+    """The user's role over the task: an inbox task is its owner's alone (the owner of everything in
+    it); a project's task is its members', by their role. Anyone else is told there is no such task."""
+    if task.project_id is None:
+        if task.user_id != user_id:
+            raise NotFound("no such task")  # another user's task is indistinguishable from none
+        return ProjectRole.owner
+    role = await member_role(uow, user_id, task.project_id)
+    if role is None:
+        raise NotFound("no such task")
+    return role
 
 
 def rearm_reminder(task: Task, default_minutes: int) -> None:
@@ -114,10 +133,10 @@ def rearm_reminder(task: Task, default_minutes: int) -> None:
     task.reminded_at = None
 
 
-async def remove(task: Task, uow: UnitOfWork) -> None:
+async def remove(task: Task, uow: UnitOfWork, actor: str | None = None) -> None:
     """Delete the task in the unit of work's transaction, announced like any delete."""
     await uow.session.delete(task)
-    uow.emit(TaskDeleted(task))
+    uow.emit(TaskDeleted(task, actor))
 
 
 def touch(task: Task) -> None:
@@ -130,8 +149,9 @@ async def _get_for_update(
 ) -> Task:
     # The row lock serializes concurrent changes to one task, so versions and event order agree.
     task = await uow.session.get(Task, task_id, with_for_update=True)
-    if task is None or task.user_id != user_id:
-        raise NotFound("no such task")  # another user's task is indistinguishable from none
+    if task is None:
+        raise NotFound("no such task")
+    require(await task_role(uow, user_id, task), ProjectRole.editor, "changing tasks")
     if if_match is not None and task.version not in if_match:
         raise PreconditionFailed(f"the task is at version {task.version}; reload and retry")
     return task
@@ -155,6 +175,7 @@ class TaskQuery(PageQuery):
     due_after: Instant | None = None
     overdue: bool = False
     sort: Sort = "created_at"
+    project: Literal["inbox"] | uuid.UUID | None = None
 
 
 class _Cursor(BaseModel):
@@ -231,10 +252,23 @@ def _decoded(keys: list[tuple[str, ColumnElement[Any]]], sort: str, raw: str) ->
     return values
 
 
+def _projects_of(user_id: str) -> Select[tuple[uuid.UUID]]:
+    """The ids of the projects the user is a member of."""
+    return select(ProjectMember.project_id).where(ProjectMember.user_id == user_id)
+
+
 async def list_tasks(user_id: str, query: TaskQuery, uow: UnitOfWork) -> Page:
+    """The user's inbox and the tasks of every project they are a member of (or `project`'s alone)."""
     keys, desc = _sort_keys(query.sort)
+    inbox = and_(Task.project_id.is_(None), Task.user_id == user_id)
+    if query.project == "inbox":
+        visible = inbox
+    elif query.project is not None:
+        visible = Task.project_id == query.project
+    else:
+        visible = or_(inbox, Task.project_id.in_(_projects_of(user_id)))
     # The key expressions are selected too, so the cursor holds the database's own values.
-    stmt = select(Task, *(expr for _, expr in keys)).where(Task.user_id == user_id)
+    stmt = select(Task, *(expr for _, expr in keys)).where(visible)
     if query.status != "all":
         stmt = stmt.where(Task.completed.is_(query.status == "completed"))
     if query.priority:
@@ -255,6 +289,8 @@ async def list_tasks(user_id: str, query: TaskQuery, uow: UnitOfWork) -> Page:
         stmt = stmt.where(_after(keys, desc, _decoded(keys, query.sort, query.cursor)))
     stmt = stmt.order_by(*_order(keys, desc)).limit(query.limit + 1)
     async with uow:
+        if isinstance(query.project, uuid.UUID) and await member_role(uow, user_id, query.project) is None:
+            raise NotFound("no such project", "project")
         rows = list(await uow.session.execute(stmt))
     next_cursor = None
     if len(rows) > query.limit:
@@ -272,10 +308,16 @@ async def list_tasks(user_id: str, query: TaskQuery, uow: UnitOfWork) -> Page:
 async def task_history(
     user_id: str, task_id: uuid.UUID, limit: int, cursor: str | None, uow: UnitOfWork
 ) -> Page:
-    """The task's CloudEvents, oldest first; kept after the task is deleted (the audit log)."""
+    """The task's CloudEvents, oldest first; kept after the task is deleted (the audit log). An inbox
+    task's for its owner; a project task's for the project's members, while they are members."""
+    projects = _projects_of(user_id).with_only_columns(cast(ProjectMember.project_id, Text))
+    mine = or_(
+        and_(TaskEvent.project_id.is_(None), TaskEvent.user_id == user_id),
+        TaskEvent.project_id.in_(projects),
+    )
     stmt = (
         select(TaskEvent)
-        .where(TaskEvent.user_id == user_id, TaskEvent.subject == str(task_id))
+        .where(TaskEvent.subject == str(task_id), mine)
         .order_by(TaskEvent.sequence)
         .limit(limit + 1)
     )
@@ -288,9 +330,7 @@ async def task_history(
         rows = list((await uow.session.execute(stmt)).scalars())
         if not rows:
             # An empty page is only an answer for a task this user has a history of.
-            any_event = select(TaskEvent.sequence).where(
-                TaskEvent.user_id == user_id, TaskEvent.subject == str(task_id)
-            )
+            any_event = select(TaskEvent.sequence).where(TaskEvent.subject == str(task_id), mine)
             if cursor is None or (await uow.session.execute(any_event.limit(1))).first() is None:
                 raise NotFound("no such task")
     next_cursor = None

@@ -32,7 +32,7 @@ async def function_clients(database_url: str) -> AsyncIterator[dict[str, httpx.A
     for fn in IN_PROCESS:
         if fn.routes:
             route = fn.routes[0]
-            url = route.path.format(id=uuid.uuid4(), user_id="probe")
+            url = route.path.format(id=uuid.uuid4(), comment_id=uuid.uuid4(), user_id="probe")
             probe = await clients[fn.name].request(route.method, url)
             assert probe.status_code == 401, probe.text
     yield clients

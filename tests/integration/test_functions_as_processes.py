@@ -103,6 +103,40 @@ async def reads_a_tasks_history(api: Api) -> None:
     assert events["items"][1]["source"] == "/functions/complete-task"
 
 
+async def comments_on_a_task(api: Api) -> None:
+    task = await api.create(title="discuss me")
+    response = await api.post(f"/api/tasks/{task['id']}/comments", json={"body": "over the wire"})
+    assert response.status_code == 201, response.text
+    assert (await api.get(response.headers["location"].rsplit("/", 1)[0])).json()["items"] == [
+        response.json()
+    ]
+
+
+async def lists_comments(api: Api) -> None:
+    task = await api.create(title="discussed")
+    bodies = [f"remark {n}" for n in range(3)]
+    for body in bodies:
+        await api.post(f"/api/tasks/{task['id']}/comments", json={"body": body})
+    listed = await api.list_all(f"/api/tasks/{task['id']}/comments", limit=2)
+    assert [c["body"] for c in listed] == bodies
+
+
+async def edits_a_comment(api: Api) -> None:
+    task = await api.create(title="reworded")
+    url = f"/api/tasks/{task['id']}/comments"
+    remark = (await api.post(url, json={"body": "teh"})).json()
+    edited = await api.patch(f"{url}/{remark['id']}", json={"body": "the"}, headers={"If-Match": '"1"'})
+    assert (edited.status_code, edited.json()["body"], edited.headers["etag"]) == (200, "the", '"2"')
+
+
+async def deletes_a_comment(api: Api) -> None:
+    task = await api.create(title="retracted")
+    url = f"/api/tasks/{task['id']}/comments"
+    remark = (await api.post(url, json={"body": "oops"})).json()
+    assert (await api.delete(f"{url}/{remark['id']}")).status_code == 204
+    assert (await api.get(url)).json()["items"] == []
+
+
 CASES: dict[str, Callable[[Api], Awaitable[None]]] = {
     "create-task": creates_a_task,
     "list-tasks": lists_tasks,
@@ -111,6 +145,10 @@ CASES: dict[str, Callable[[Api], Awaitable[None]]] = {
     "delete-task": deletes_a_task,
     "complete-task": completes_a_task,
     "get-task-history": reads_a_tasks_history,
+    "create-comment": comments_on_a_task,
+    "list-comments": lists_comments,
+    "update-comment": edits_a_comment,
+    "delete-comment": deletes_a_comment,
 }
 
 
@@ -129,7 +167,7 @@ async def test_the_function_process_refuses_a_request_without_a_token(
 ) -> None:
     route = fn.routes[0]
     response = await processes[fn.name].request(
-        route.method, route.path.format(id=uuid.uuid4()), json={"title": "x"}
+        route.method, route.path.format(id=uuid.uuid4(), comment_id=uuid.uuid4()), json={"title": "x"}
     )
     assert_problem(response, 401)
     assert response.headers["www-authenticate"].startswith("Bearer")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from taskapi import Api, Sql, assert_problem
+from taskapi import Api, Sql, assert_problem, b64
 
 from todo_backend import catalog
 
@@ -398,3 +398,191 @@ async def test_every_sequence_of_membership_requests_follows_the_rules(
         assert response.status_code == status, (actor, op, target, role, response.text)
     [holder] = [user for user, role in expected.items() if role == "owner"]
     assert await members(creator.as_user(holder), project["id"]) == expected
+
+
+# --- tasks in projects ---------------------------------------------------------------------------
+
+
+async def team(alice: Api) -> tuple[dict[str, Any], Api, Api, Api]:
+    """A project of alice's with an editor and a viewer, and someone who is not a member."""
+    project = await new_project(alice)
+    editor, viewer, outsider = (alice.as_user(f"{name}-{uuid.uuid4()}") for name in ("ed", "vi", "out"))
+    await add(alice, project["id"], editor.user_id, "editor")
+    await add(alice, project["id"], viewer.user_id, "viewer")
+    return project, editor, viewer, outsider
+
+
+async def test_editors_add_and_change_a_projects_tasks_viewers_read_them_others_get_404(alice: Api) -> None:
+    project, editor, viewer, outsider = await team(alice)
+    body = {"title": "ship it", "project_id": project["id"]}
+
+    created = await editor.post("/api/tasks", json=body)
+    assert created.status_code == 201, created.text
+    task = created.json()
+    assert task["project_id"] == project["id"]
+    assert "editor role" in assert_problem(await viewer.post("/api/tasks", json=body), 403)["detail"]
+    problem = assert_problem(await outsider.post("/api/tasks", json=body), 404)
+    assert problem["errors"][0]["field"] == "project_id"
+
+    url = f"/api/tasks/{task['id']}"
+    assert (await viewer.get(url)).json() == task
+    assert (await viewer.get(f"{url}/events")).status_code == 200
+    for method, path, payload in (
+        ("PATCH", url, {"title": "mine now"}),
+        ("POST", f"{url}/complete", None),
+        ("DELETE", url, None),
+    ):
+        assert_problem(await viewer.request(method, path, json=payload), 403)
+        assert_problem(await outsider.request(method, path, json=payload), 404)
+    assert_problem(await outsider.get(url), 404)
+    assert_problem(await outsider.get(f"{url}/events"), 404)
+    assert (await alice.patch(url, json={"title": "renamed"})).status_code == 200
+    assert (await editor.post(f"{url}/complete")).status_code == 200
+    assert (await viewer.get(url)).json()["completed"] is True
+
+
+async def test_lists_show_my_inbox_and_my_projects_tasks_and_filter_by_project(alice: Api) -> None:
+    project, editor, viewer, outsider = await team(alice)
+    shared = (await editor.post("/api/tasks", json={"title": "shared", "project_id": project["id"]})).json()
+    own = await viewer.create(title="own")
+    theirs = await outsider.create(title="theirs")
+
+    assert {t["id"] for t in await viewer.list_all()} == {shared["id"], own["id"]}
+    assert [t["id"] for t in await viewer.list_all(project=project["id"])] == [shared["id"]]
+    assert [t["id"] for t in await viewer.list_all(project="inbox")] == [own["id"]]
+    assert [t["id"] for t in await outsider.list_all()] == [theirs["id"]]
+    assert_problem(await outsider.get("/api/tasks", params={"project": project["id"]}), 404)
+    assert_problem(await viewer.get("/api/tasks", params={"project": "someone's"}), 422)
+
+
+async def test_a_removed_member_loses_the_projects_tasks_at_once(alice: Api) -> None:
+    project, editor, viewer, _ = await team(alice)
+    task = (await editor.post("/api/tasks", json={"title": "t", "project_id": project["id"]})).json()
+
+    await alice.delete(f"/api/projects/{project['id']}/members/{viewer.user_id}")
+
+    assert_problem(await viewer.get(f"/api/tasks/{task['id']}"), 404)
+    assert_problem(await viewer.get(f"/api/tasks/{task['id']}/events"), 404)
+    assert await viewer.list_all() == []
+
+
+async def test_a_projects_task_events_carry_the_project_and_who_acted(alice: Api) -> None:
+    project, editor, _, _ = await team(alice)
+    task = (await editor.post("/api/tasks", json={"title": "t", "project_id": project["id"]})).json()
+    await alice.patch(f"/api/tasks/{task['id']}", json={"priority": "high"})
+
+    history = await editor.list_all(f"/api/tasks/{task['id']}/events")
+    feed = await alice.list_all(f"/api/projects/{project['id']}/events")
+
+    assert [(e["type"], e["userid"]) for e in history] == [
+        ("dev.todo.task.created", editor.user_id),
+        ("dev.todo.task.updated", alice.user_id),
+    ]
+    assert all(e["projectid"] == project["id"] for e in history)
+    assert [e["id"] for e in feed if e["subject"] == task["id"]] == [e["id"] for e in history]
+
+
+async def test_a_task_stays_in_its_project(alice: Api) -> None:
+    project, editor, _, _ = await team(alice)
+    task = (await editor.post("/api/tasks", json={"title": "t", "project_id": project["id"]})).json()
+    url = f"/api/tasks/{task['id']}"
+
+    problem = assert_problem(await editor.put(url, json={"title": "t"}), 422)  # a PUT resets it: moving
+    assert problem["errors"][0]["field"] == "project_id"
+    assert_problem(await editor.patch(url, json={"project_id": None}), 422)
+    replaced = await editor.put(url, json={"title": "t2", "project_id": project["id"]})
+    assert replaced.status_code == 200 and replaced.json()["project_id"] == project["id"]
+
+
+async def test_deleting_a_project_deletes_its_tasks_batch_by_batch_each_with_its_event(
+    alice: Api, sql: Sql, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("todo_backend.projects.DELETE_BATCH", 2)
+    project, editor, _, _ = await team(alice)
+    ids = [
+        (await editor.post("/api/tasks", json={"title": f"t{n}", "project_id": project["id"]})).json()["id"]
+        for n in range(5)
+    ]
+    inbox = await editor.create(title="stays")
+
+    assert (await alice.delete(f"/api/projects/{project['id']}")).status_code == 204
+
+    assert (
+        await sql.pool.fetchval("SELECT count(*) FROM task WHERE project_id = $1", uuid.UUID(project["id"]))
+        == 0
+    )
+    assert (await editor.get(f"/api/tasks/{inbox['id']}")).status_code == 200
+    rows = await sql.pool.fetch(
+        "SELECT type, subject, user_id, xmin::text AS xid FROM task_event WHERE project_id = $1"
+        " AND type IN ('dev.todo.task.deleted', 'dev.todo.project.deleted') ORDER BY sequence",
+        project["id"],
+    )
+    assert sorted(r["subject"] for r in rows if r["type"] == "dev.todo.task.deleted") == sorted(ids)
+    assert rows[-1]["type"] == "dev.todo.project.deleted" and {r["user_id"] for r in rows} == {alice.user_id}
+    assert len({r["xid"] for r in rows}) == 3  # 2 + 2 + (1 and the project)
+
+
+async def test_tasks_created_while_their_project_is_deleted_are_refused_or_deleted_never_left(
+    alice: Api, sql: Sql
+) -> None:
+    project, editor, _, _ = await team(alice)
+    body = {"title": "racing", "project_id": project["id"]}
+    answers: list[Any] = []
+    under_way = asyncio.Event()
+
+    async def keep_creating() -> None:  # until the project is gone
+        while not answers or answers[-1].status_code != 404:
+            answers.append(await editor.post("/api/tasks", json=body))
+            if len(answers) >= 12:
+                under_way.set()
+
+    creators = [asyncio.create_task(keep_creating()) for _ in range(4)]
+    await under_way.wait()
+    deleted = await alice.delete(f"/api/projects/{project['id']}")
+    await asyncio.gather(*creators)
+
+    assert deleted.status_code == 204, deleted.text
+    assert {r.status_code for r in answers} == {201, 404}
+    assert (
+        await sql.pool.fetchval("SELECT count(*) FROM task WHERE project_id = $1", uuid.UUID(project["id"]))
+        == 0
+    )
+    created = {r.json()["id"] for r in answers if r.status_code == 201}
+    gone = {
+        row["subject"]
+        for row in await sql.pool.fetch(
+            "SELECT subject FROM task_event WHERE project_id = $1 AND type = 'dev.todo.task.deleted'",
+            project["id"],
+        )
+    }
+    assert created == gone  # every task that got in went out again, with its event
+
+
+async def test_a_removed_member_cannot_read_the_projects_events_through_any_history(alice: Api) -> None:
+    project = await new_project(alice)
+    bob = alice.as_user(f"bob-{uuid.uuid4()}")
+    await add(alice, project["id"], bob.user_id, "admin")
+    await add(bob, project["id"], "carol", "viewer")
+    await bob.patch(f"/api/projects/{project['id']}", json={"name": "bob's now"})
+
+    await alice.delete(f"/api/projects/{project['id']}/members/{bob.user_id}")
+
+    # The events bob wrote carry his user id; the project's id is their subject.
+    assert_problem(await bob.get(f"/api/tasks/{project['id']}/events"), 404)
+    assert_problem(await bob.get(f"/api/projects/{project['id']}/events"), 404)
+
+
+@pytest.mark.parametrize("member", ["%00", "a%00b", "%ED%A0%80", "%20%20"])
+async def test_a_member_path_no_user_id_could_be_names_nobody(alice: Api, member: str) -> None:
+    project = await new_project(alice)
+    url = f"/api/projects/{project['id']}/members/{member}"
+    assert_problem(await alice.patch(url, json={"role": "viewer"}), 404)
+    assert_problem(await alice.delete(url), 404)
+
+
+@pytest.mark.parametrize("after", ["\u0000", "\ud800", 7, None])
+async def test_a_forged_members_cursor_is_a_422(alice: Api, after: Any) -> None:
+    project = await new_project(alice)
+    cursor = b64({"after": after}) if after != "\ud800" else "eyJhZnRlciI6Ilx1ZDgwMCJ9"
+    response = await alice.get(f"/api/projects/{project['id']}/members", params={"cursor": cursor})
+    assert_problem(response, 422)

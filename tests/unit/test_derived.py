@@ -65,6 +65,7 @@ FIELD_VALUES = {
     "tags": st.lists(st.text(max_size=60), max_size=25) | JSON,
     "remind_before_minutes": st.integers(-5, 600_000) | JSON,
     "completed": st.booleans() | JSON,
+    "project_id": st.uuids().map(str) | st.sampled_from(["inbox", "", "0"]) | JSON,
     "unknown": JSON,
 }
 # Dicts only: read_json refuses any other body before the validator sees it.
@@ -101,6 +102,7 @@ TASKS = st.fixed_dictionaries(
         "remind_at": INSTANTS,
         "recurring_task_id": st.none() | st.uuids(),
         "occurrence_at": INSTANTS,
+        "project_id": st.none() | st.uuids(),
         "created_at": INSTANT,
         "updated_at": INSTANT,
         "version": st.integers(1, 2**31 - 1),

@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "core",
         {
             "errors",
+            "roles",
             "settings",
             "fields",
             "stored",
@@ -43,6 +44,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "task_create",
             "tasks",
+            "comments",
             "recurring",
             "projects",
             "webhooks",

@@ -153,6 +153,7 @@ def test_task_json_has_exactly_the_documented_fields() -> None:
         "reminded_at",
         "recurring_task_id",
         "occurrence_at",
+        "project_id",
         "created_at",
         "updated_at",
         "version",

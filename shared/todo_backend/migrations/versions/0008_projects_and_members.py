@@ -1,4 +1,4 @@
-"""projects shared between users: projects, their members with roles, and the project of an event
+"""projects shared between users: projects, members with roles, a task's project and an event's
 
 Revision ID: 0008
 Revises: 0007
@@ -45,7 +45,16 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("role = 'owner'"),
     )
+    op.add_column("task", sa.Column("project_id", sa.Uuid(), sa.ForeignKey("project.id")))
+    op.create_index(
+        "ix_task_project",
+        "task",
+        ["project_id", "created_at", "id"],
+        postgresql_where=sa.text("project_id IS NOT NULL"),
+    )
     op.add_column("task_event", sa.Column("project_id", sa.Text()))
+    op.create_index("ix_task_event_subject", "task_event", ["subject", "sequence"])
+    op.drop_index("ix_task_event_user_subject", table_name="task_event")
     op.create_index(
         "ix_task_event_project",
         "task_event",
@@ -55,8 +64,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.create_index("ix_task_event_user_subject", "task_event", ["user_id", "subject", "sequence"])
+    op.drop_index("ix_task_event_subject", table_name="task_event")
     op.drop_index("ix_task_event_project", table_name="task_event")
     op.drop_column("task_event", "project_id")
+    op.drop_index("ix_task_project", table_name="task")
+    op.drop_column("task", "project_id")
     op.drop_table("project_member")
     op.drop_table("project")
     ROLE.drop(op.get_bind())

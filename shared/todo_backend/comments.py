@@ -1,0 +1,107 @@
+"""Comments on tasks. Whoever may see a task reads its comments, oldest first; whoever may change it (its
+owner, a project's editors and above) comments on it; an author edits their own, and deletes them, as
+may a project's admins. A comment's events are about its task: subject and partition key are the
+task's, so they are ordered with the task's own events and appear in its history."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from todo_backend.errors import Forbidden, NotFound, PreconditionFailed
+from todo_backend.events import CommentCreated, CommentDeleted, CommentUpdated, comment_json
+from todo_backend.fields import utcnow
+from todo_backend.models import Comment, Task
+from todo_backend.paging import Page, PageQuery, by_creation, creation_page
+from todo_backend.roles import ProjectRole, require
+from todo_backend.tasks import task_role
+from todo_backend.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class CreateComment:
+    user_id: str
+    task_id: uuid.UUID
+    body: str
+
+
+@dataclass(frozen=True)
+class UpdateComment:
+    user_id: str
+    task_id: uuid.UUID
+    comment_id: uuid.UUID
+    body: str
+    if_match: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class DeleteComment:
+    user_id: str
+    task_id: uuid.UUID
+    comment_id: uuid.UUID
+    if_match: frozenset[int] | None = None
+
+
+async def _task(uow: UnitOfWork, user_id: str, task_id: uuid.UUID) -> tuple[Task, ProjectRole]:
+    task = await uow.session.get(Task, task_id)
+    if task is None:
+        raise NotFound("no such task")
+    return task, await task_role(uow, user_id, task)
+
+
+async def _comment(
+    uow: UnitOfWork, task: Task, comment_id: uuid.UUID, if_match: frozenset[int] | None
+) -> Comment:
+    comment = await uow.session.get(Comment, comment_id, with_for_update=True)
+    if comment is None or comment.task_id != task.id:
+        raise NotFound("no such comment")
+    if if_match is not None and comment.version not in if_match:
+        raise PreconditionFailed(f"the comment is at version {comment.version}; reload and retry")
+    return comment
+
+
+async def create_comment(cmd: CreateComment, uow: UnitOfWork) -> dict[str, Any]:
+    async with uow:
+        task, role = await _task(uow, cmd.user_id, cmd.task_id)
+        require(role, ProjectRole.editor, "commenting")
+        comment = Comment(task_id=task.id, author_id=cmd.user_id, body=cmd.body)
+        uow.session.add(comment)
+        uow.emit(CommentCreated(comment, task.project_id, cmd.user_id))
+        await uow.commit()
+        return comment_json(comment)
+
+
+async def list_comments(user_id: str, task_id: uuid.UUID, query: PageQuery, uow: UnitOfWork) -> Page:
+    stmt = by_creation(select(Comment).where(Comment.task_id == task_id), Comment, query, newest_first=False)
+    async with uow:
+        await _task(uow, user_id, task_id)
+        rows = list(await uow.session.scalars(stmt))
+    return creation_page(rows, query.limit, comment_json)
+
+
+async def update_comment(cmd: UpdateComment, uow: UnitOfWork) -> dict[str, Any]:
+    async with uow:
+        task, role = await _task(uow, cmd.user_id, cmd.task_id)
+        require(role, ProjectRole.editor, "editing comments")
+        comment = await _comment(uow, task, cmd.comment_id, cmd.if_match)
+        if comment.author_id != cmd.user_id:
+            raise Forbidden("only its author edits a comment")
+        if comment.body != cmd.body:
+            comment.body, comment.updated_at, comment.version = cmd.body, utcnow(), comment.version + 1
+            uow.emit(CommentUpdated(comment, task.project_id, cmd.user_id))
+            await uow.commit()
+        return comment_json(comment)
+
+
+async def delete_comment(cmd: DeleteComment, uow: UnitOfWork) -> None:
+    async with uow:
+        task, role = await _task(uow, cmd.user_id, cmd.task_id)
+        comment = await _comment(uow, task, cmd.comment_id, cmd.if_match)
+        if comment.author_id != cmd.user_id:
+            require(role, ProjectRole.admin, "deleting another member's comment")
+        await uow.session.delete(comment)
+        uow.emit(CommentDeleted(comment, task.project_id, cmd.user_id))
+        await uow.commit()
