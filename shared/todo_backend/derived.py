@@ -12,16 +12,16 @@ from typing import Any
 
 from pydantic import Field, StrictBool
 
-from todo_backend.fields import Description, Input, Instant, Priority, RemindBefore, Tags, Title, rfc3339
+from todo_backend.fields import Description, Input, Instant, Priority, RemindBefore, Tags, Title, UserId, rfc3339
 
 
-TASK_COLUMNS = ('title', 'description', 'due_date', 'priority', 'tags', 'remind_before_minutes', 'id', 'user_id', 'completed', 'completed_at', 'reminded_at', 'remind_at', 'recurring_task_id', 'occurrence_at', 'project_id', 'created_at', 'updated_at', 'version')
+TASK_COLUMNS = ('title', 'description', 'due_date', 'priority', 'tags', 'remind_before_minutes', 'id', 'user_id', 'completed', 'completed_at', 'reminded_at', 'remind_at', 'recurring_task_id', 'occurrence_at', 'project_id', 'assignee_id', 'created_at', 'updated_at', 'version')
 TASK_EVENT_COLUMNS = ('id', 'type', 'source', 'subject', 'time', 'partition_key', 'user_id', 'data', 'project_id', 'traceparent', 'tracestate')
 TASK_CREATED = "dev.todo.task.created"
 # $1.. the task's columns, then the outbox row's.
-CREATE_TASK = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, project_id, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, project_id, traceparent, tracestate) VALUES ($19, $20, $21, $22, $23, $24, $25, $26::jsonb, $27, $28, $29) RETURNING sequence'
+CREATE_TASK = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, project_id, assignee_id, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, project_id, traceparent, tracestate) VALUES ($20, $21, $22, $23, $24, $25, $26, $27::jsonb, $28, $29, $30) RETURNING sequence'
 # CREATE_TASK's parameters, then the response to store and the Idempotency-Key.
-CREATE_TASK_WITH_KEY = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, project_id, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)), stored AS (UPDATE idempotency_key SET status_code = 201, response = $30::jsonb WHERE user_id = $8 AND key = $31) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, project_id, traceparent, tracestate) VALUES ($19, $20, $21, $22, $23, $24, $25, $26::jsonb, $27, $28, $29) RETURNING sequence'
+CREATE_TASK_WITH_KEY = 'WITH created AS (INSERT INTO task (title, description, due_date, priority, tags, remind_before_minutes, id, user_id, completed, completed_at, reminded_at, remind_at, recurring_task_id, occurrence_at, project_id, assignee_id, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)), stored AS (UPDATE idempotency_key SET status_code = 201, response = $31::jsonb WHERE user_id = $8 AND key = $32) INSERT INTO task_event (id, type, source, subject, time, partition_key, user_id, data, project_id, traceparent, tracestate) VALUES ($20, $21, $22, $23, $24, $25, $26, $27::jsonb, $28, $29, $30) RETURNING sequence'
 # A key's first use claims it; a key past its retention (created before $5) is claimed afresh.
 CLAIM_IDEMPOTENCY_KEY = 'INSERT INTO idempotency_key (user_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO UPDATE SET request_hash = excluded.request_hash, created_at = excluded.created_at, status_code = NULL, response = NULL WHERE idempotency_key.created_at < $5 RETURNING key'
 PRIOR_RESPONSE = 'SELECT request_hash, response::text FROM idempotency_key WHERE user_id = $1 AND key = $2'
@@ -44,6 +44,7 @@ class TaskCreate(Input):
     remind_before_minutes: RemindBefore | None = None
     completed: StrictBool = False
     project_id: uuid.UUID | None = None
+    assignee_id: UserId | None = None
 
 
 def _rfc3339(value: datetime | None) -> str | None:
@@ -69,6 +70,7 @@ def task_public(row: Mapping[str, Any]) -> dict[str, Any]:
         "recurring_task_id": _str(row["recurring_task_id"]),
         "occurrence_at": _rfc3339(row["occurrence_at"]),
         "project_id": _str(row["project_id"]),
+        "assignee_id": row["assignee_id"],
         "created_at": rfc3339(row["created_at"]),
         "updated_at": rfc3339(row["updated_at"]),
         "version": row["version"],

@@ -83,6 +83,8 @@ class TaskCreate(_Input):
     completed: StrictBool = False
     # A project's task (its members see it), else the creator's inbox (theirs alone). Set at creation.
     project_id: uuid.UUID | None = None
+    # Who it is assigned to: a member of its project, or for an inbox task its owner.
+    assignee_id: UserId | None = None
 
 
 _TASK_NOT_NULL = ("title", "priority", "tags", "completed", "description")
@@ -98,6 +100,7 @@ class TaskUpdate(_Input):
     tags: Tags | None = None
     remind_before_minutes: RemindBefore | None = None
     completed: StrictBool | None = None
+    assignee_id: UserId | None = None  # null: nobody
 
     model_config = ConfigDict(json_schema_extra=_omit_null(*_TASK_NOT_NULL))  # type: ignore[assignment]
 
@@ -117,6 +120,14 @@ class Task(TaskBase, table=True):
         Index("ix_task_user_due", "user_id", "due_date", "id"),
         Index("ix_task_user_priority", "user_id", "priority", "id"),
         Index("ix_task_user_title", "user_id", text("lower(title)"), "id"),
+        # The tasks assigned to someone (list-tasks' `assignee`).
+        Index(
+            "ix_task_assignee",
+            "assignee_id",
+            "created_at",
+            "id",
+            postgresql_where=text("assignee_id IS NOT NULL"),
+        ),
         # A project's tasks (lists, deleting the project).
         Index(
             "ix_task_project",
@@ -157,6 +168,7 @@ class Task(TaskBase, table=True):
     recurring_task_id: uuid.UUID | None = None
     occurrence_at: datetime | None = Field(default=None, sa_type=_tz())
     project_id: uuid.UUID | None = Field(default=None, foreign_key="project.id")
+    assignee_id: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
@@ -176,6 +188,7 @@ class TaskPublic(SQLModel):
     recurring_task_id: uuid.UUID | None
     occurrence_at: UtcDatetime | None
     project_id: uuid.UUID | None
+    assignee_id: str | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     version: int

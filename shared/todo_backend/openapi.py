@@ -87,6 +87,7 @@ _QUERY: dict[str, tuple[type[PageQuery], dict[str, str]]] = {
             "overdue": "Open and past due",
             "sort": "Sort key; tasks without a due date come last",
             "project": "One project's tasks (its id), or `inbox` for my own; else both",
+            "assignee": "`me`, a user id, or `none`: tasks assigned to them, or to nobody",
         },
     ),
     "list-notifications": (NotificationQuery, {"unread": "Only unread notifications"}),

@@ -95,12 +95,14 @@ async def create_task(cmd: CreateTask, pool: asyncpg.Pool, source: str, settings
         "tracestate": trace and trace.tracestate,
     }
     params = [task[c] for c in TASK_COLUMNS] + [event[c] for c in TASK_EVENT_COLUMNS]
+    if cmd.fields.project_id is None and cmd.fields.assignee_id not in (None, cmd.user_id):
+        raise Unprocessable("an inbox task is assigned to its owner or to nobody", "assignee_id")
     if cmd.idempotency_key is None and cmd.fields.project_id is None:
         await pool.fetchval(CREATE_TASK, *params)  # an inbox task: one round trip
     else:
         async with pool.acquire() as conn, conn.transaction():
             if cmd.fields.project_id is not None:
-                await _may_add_tasks(conn, cmd.fields.project_id, cmd.user_id)
+                await _may_add_tasks(conn, cmd.fields.project_id, cmd.user_id, cmd.fields.assignee_id)
             if cmd.idempotency_key is None:
                 await conn.fetchval(CREATE_TASK, *params)
             else:
@@ -112,15 +114,22 @@ async def create_task(cmd: CreateTask, pool: asyncpg.Pool, source: str, settings
     return Created(subject, body)
 
 
-async def _may_add_tasks(conn: asyncpg.Connection, project_id: uuid.UUID, user_id: str) -> None:
-    """Editors and above add a project's tasks; a non-member is told there is no such project. The
-    project and the membership stay locked until the task is in (a deletion or a removal waits for it,
-    or comes first)."""
+async def _may_add_tasks(
+    conn: asyncpg.Connection, project_id: uuid.UUID, user_id: str, assignee_id: str | None
+) -> None:
+    """Editors and above add a project's tasks, assigned to a member or to nobody; a non-member is told
+    there is no such project. The project and the memberships stay locked until the task is in (a
+    deletion or a removal waits for it, or comes first)."""
     kept = await conn.fetchval(PROJECT_KEPT, project_id)
     role = None if kept is None else await conn.fetchval(MEMBER_ROLE, project_id, user_id)
     if role is None:
         raise NotFound("no such project", "project_id")
     require(ProjectRole(role), ProjectRole.editor, "adding tasks")
+    if (
+        assignee_id not in (None, user_id)
+        and await conn.fetchval(MEMBER_ROLE, project_id, assignee_id) is None
+    ):
+        raise Unprocessable("the assignee must be a member of the task's project", "assignee_id")
 
 
 async def _claim_idempotency_key(cmd: CreateTask, conn: asyncpg.Connection, settings: Settings) -> str | None:

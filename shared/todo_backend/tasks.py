@@ -78,6 +78,8 @@ async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
                 setattr(task, name, changes[name])
             if "completed" in changed:
                 task.completed_at = utcnow() if task.completed else None
+            if "assignee_id" in changed:
+                await _check_assignee(uow, task)
             if {"due_date", "remind_before_minutes"} & set(changed):
                 rearm_reminder(task, uow.settings.default_remind_before_minutes)
             touch(task)
@@ -124,6 +126,20 @@ async def task_role(uow: UnitOfWork, user_id: str, task: Task) -> ProjectRole:
     if role is None:
         raise NotFound("no such task")
     return role
+
+
+async def _check_assignee(uow: UnitOfWork, task: Task) -> None:
+    """A task is assigned to a member of its project (locked against removal until the commit), an
+    inbox task to its owner; or to nobody."""
+    if task.assignee_id is None:
+        return
+    if task.project_id is None:
+        allowed = task.assignee_id == task.user_id
+    else:
+        allowed = await member_role(uow, task.assignee_id, task.project_id) is not None
+    if not allowed:
+        where = "a member of the task's project" if task.project_id else "the task's owner"
+        raise Unprocessable(f"the assignee must be {where}", "assignee_id")
 
 
 def rearm_reminder(task: Task, default_minutes: int) -> None:
@@ -176,6 +192,7 @@ class TaskQuery(PageQuery):
     overdue: bool = False
     sort: Sort = "created_at"
     project: Literal["inbox"] | uuid.UUID | None = None
+    assignee: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(storable_text)] | None = None
 
 
 class _Cursor(BaseModel):
@@ -269,6 +286,10 @@ async def list_tasks(user_id: str, query: TaskQuery, uow: UnitOfWork) -> Page:
         visible = or_(inbox, Task.project_id.in_(_projects_of(user_id)))
     # The key expressions are selected too, so the cursor holds the database's own values.
     stmt = select(Task, *(expr for _, expr in keys)).where(visible)
+    if query.assignee == "none":
+        stmt = stmt.where(Task.assignee_id.is_(None))
+    elif query.assignee is not None:
+        stmt = stmt.where(Task.assignee_id == (user_id if query.assignee == "me" else query.assignee))
     if query.status != "all":
         stmt = stmt.where(Task.completed.is_(query.status == "completed"))
     if query.priority:

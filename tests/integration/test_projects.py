@@ -586,3 +586,52 @@ async def test_a_forged_members_cursor_is_a_422(alice: Api, after: Any) -> None:
     cursor = b64({"after": after}) if after != "\ud800" else "eyJhZnRlciI6Ilx1ZDgwMCJ9"
     response = await alice.get(f"/api/projects/{project['id']}/members", params={"cursor": cursor})
     assert_problem(response, 422)
+
+
+# --- assignees -----------------------------------------------------------------------------------
+
+
+async def test_a_projects_task_is_assigned_to_a_member_or_to_nobody(alice: Api, sql: Sql) -> None:
+    project, editor, viewer, outsider = await team(alice)
+    body = {"title": "t", "project_id": project["id"]}
+
+    refused = await editor.post("/api/tasks", json={**body, "assignee_id": outsider.user_id})
+    assert assert_problem(refused, 422)["errors"][0]["field"] == "assignee_id"
+    assert (
+        await sql.pool.fetchval("SELECT count(*) FROM task WHERE project_id = $1", uuid.UUID(project["id"]))
+        == 0
+    )
+    created = await editor.post("/api/tasks", json={**body, "assignee_id": viewer.user_id})
+    assert created.status_code == 201, created.text
+    task = created.json()
+    assert task["assignee_id"] == viewer.user_id
+    url = f"/api/tasks/{task['id']}"
+
+    assert_problem(await editor.patch(url, json={"assignee_id": outsider.user_id}), 422)
+    assert (await editor.get(url)).json()["assignee_id"] == viewer.user_id
+    moved = await editor.patch(url, json={"assignee_id": alice.user_id})
+    assert moved.status_code == 200 and moved.json()["assignee_id"] == alice.user_id
+    cleared = await editor.patch(url, json={"assignee_id": None})
+    assert cleared.status_code == 200 and cleared.json()["assignee_id"] is None
+    history = await editor.list_all(f"{url}/events")
+    assert [e["data"].get("changed") for e in history[1:]] == [["assignee_id"], ["assignee_id"]]
+
+
+async def test_an_inbox_task_is_assigned_to_its_owner_or_to_nobody(alice: Api, bob: Api) -> None:
+    refused = await alice.post("/api/tasks", json={"title": "t", "assignee_id": bob.user_id})
+    assert assert_problem(refused, 422)["errors"][0]["field"] == "assignee_id"
+    task = await alice.create(assignee_id=alice.user_id)
+    assert task["assignee_id"] == alice.user_id
+    assert_problem(await alice.patch(f"/api/tasks/{task['id']}", json={"assignee_id": bob.user_id}), 422)
+
+
+async def test_lists_filter_by_assignee(alice: Api) -> None:
+    project, editor, viewer, _ = await team(alice)
+    body = {"title": "t", "project_id": project["id"]}
+    to_viewer = (await editor.post("/api/tasks", json={**body, "assignee_id": viewer.user_id})).json()
+    to_editor = (await editor.post("/api/tasks", json={**body, "assignee_id": editor.user_id})).json()
+    nobodys = (await editor.post("/api/tasks", json=body)).json()
+
+    assert [t["id"] for t in await viewer.list_all(assignee="me")] == [to_viewer["id"]]
+    assert [t["id"] for t in await viewer.list_all(assignee=editor.user_id)] == [to_editor["id"]]
+    assert [t["id"] for t in await viewer.list_all(assignee="none")] == [nobodys["id"]]

@@ -66,6 +66,7 @@ FIELD_VALUES = {
     "remind_before_minutes": st.integers(-5, 600_000) | JSON,
     "completed": st.booleans() | JSON,
     "project_id": st.uuids().map(str) | st.sampled_from(["inbox", "", "0"]) | JSON,
+    "assignee_id": st.text(max_size=300) | st.sampled_from(["", "  ", "a\x00"]) | JSON,
     "unknown": JSON,
 }
 # Dicts only: read_json refuses any other body before the validator sees it.
@@ -103,6 +104,7 @@ TASKS = st.fixed_dictionaries(
         "recurring_task_id": st.none() | st.uuids(),
         "occurrence_at": INSTANTS,
         "project_id": st.none() | st.uuids(),
+        "assignee_id": st.none() | st.text(min_size=1),
         "created_at": INSTANT,
         "updated_at": INSTANT,
         "version": st.integers(1, 2**31 - 1),

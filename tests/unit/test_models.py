@@ -154,6 +154,7 @@ def test_task_json_has_exactly_the_documented_fields() -> None:
         "recurring_task_id",
         "occurrence_at",
         "project_id",
+        "assignee_id",
         "created_at",
         "updated_at",
         "version",
