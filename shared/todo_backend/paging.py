@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, tuple_
 
 from todo_backend.errors import Unprocessable
+from todo_backend.stored import StoredEvent, to_cloudevent_json
 
 T = TypeVar("T")
 
@@ -51,6 +52,20 @@ class Page:
 
     def json(self) -> dict[str, Any]:
         return {"items": self.items, "next_cursor": self.next_cursor}
+
+
+def after_sequence(raw: str) -> int:
+    """The outbox sequence an events cursor of ours holds (a task's history, a project's feed)."""
+    after = decode_cursor(raw).get("after")
+    if type(after) is not int or not 0 <= after < 2**63:
+        raise Unprocessable("the cursor is not one this API issued", "cursor")
+    return after
+
+
+def events_page(rows: Sequence[StoredEvent], limit: int) -> Page:
+    """The page of CloudEvents a query by sequence fetched, one row more than `limit`."""
+    next_cursor = encode_cursor({"after": rows[limit - 1].sequence}) if len(rows) > limit else None
+    return Page([to_cloudevent_json(row) for row in rows[:limit]], next_cursor)
 
 
 def _creation_keyset(raw: str) -> tuple[datetime, uuid.UUID]:

@@ -31,9 +31,17 @@ from todo_backend.events import (
 )
 from todo_backend.fields import user_id_problem, utcnow
 from todo_backend.models import Project, ProjectCreate, ProjectMember, Task, TaskEvent
-from todo_backend.paging import Page, PageQuery, by_creation, creation_page, decode_cursor, encode_cursor
+from todo_backend.paging import (
+    Page,
+    PageQuery,
+    after_sequence,
+    by_creation,
+    creation_page,
+    decode_cursor,
+    encode_cursor,
+    events_page,
+)
 from todo_backend.roles import ProjectRole, require
-from todo_backend.stored import to_cloudevent_json
 from todo_backend.uow import UnitOfWork
 
 # A project's tasks are deleted this many to a transaction (and event batch) when it is deleted.
@@ -302,12 +310,8 @@ async def project_events(user_id: str, project_id: uuid.UUID, query: PageQuery, 
     """The project's activity feed: every CloudEvent about it, oldest first, for any member."""
     stmt = select(TaskEvent).where(TaskEvent.project_id == str(project_id))
     if query.cursor:
-        after = decode_cursor(query.cursor).get("after")
-        if type(after) is not int or not 0 <= after < 2**63:
-            raise Unprocessable("the cursor is not one this API issued", "cursor")
-        stmt = stmt.where(TaskEvent.sequence > after)
+        stmt = stmt.where(TaskEvent.sequence > after_sequence(query.cursor))
     async with uow:
         await role_of(uow, user_id, project_id)
         rows = list(await uow.session.scalars(stmt.order_by(TaskEvent.sequence).limit(query.limit + 1)))
-    cursor = encode_cursor({"after": rows[query.limit - 1].sequence}) if len(rows) > query.limit else None
-    return Page([to_cloudevent_json(r) for r in rows[: query.limit]], cursor)
+    return events_page(rows, query.limit)

@@ -19,10 +19,9 @@ from todo_backend.events import (
 )
 from todo_backend.fields import Instant, Priority, storable_text, utcnow
 from todo_backend.models import ProjectMember, Task, TaskEvent
-from todo_backend.paging import Page, PageQuery, decode_cursor, encode_cursor
+from todo_backend.paging import Page, PageQuery, after_sequence, decode_cursor, encode_cursor, events_page
 from todo_backend.projects import member_role
 from todo_backend.roles import ProjectRole, require
-from todo_backend.stored import to_cloudevent_json
 from todo_backend.task_create import reminder_instant
 from todo_backend.uow import UnitOfWork
 
@@ -343,10 +342,7 @@ async def task_history(
         .limit(limit + 1)
     )
     if cursor:
-        after = decode_cursor(cursor).get("after")
-        if type(after) is not int or not 0 <= after < 2**63:
-            raise Unprocessable("the cursor is not one this API issued", "cursor")
-        stmt = stmt.where(TaskEvent.sequence > after)
+        stmt = stmt.where(TaskEvent.sequence > after_sequence(cursor))
     async with uow:
         rows = list((await uow.session.execute(stmt)).scalars())
         if not rows:
@@ -354,8 +350,4 @@ async def task_history(
             any_event = select(TaskEvent.sequence).where(TaskEvent.subject == str(task_id), mine)
             if cursor is None or (await uow.session.execute(any_event.limit(1))).first() is None:
                 raise NotFound("no such task")
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"after": rows[-1].sequence})
-    return Page([to_cloudevent_json(r) for r in rows], next_cursor)
+    return events_page(rows, limit)
