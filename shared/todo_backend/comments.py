@@ -1,7 +1,8 @@
 """Comments on tasks. Whoever may see a task reads its comments, oldest first; whoever may change it (its
-owner, a project's editors and above) comments on it; an author edits their own, and deletes them, as
-may a project's admins. A comment's events are about its task: subject and partition key are the
-task's, so they are ordered with the task's own events and appear in its history."""
+owner, a project's editors and above) comments on it, and edits and deletes their own; a project's
+admins delete any (an author demoted to viewer does neither). A comment's events are about its
+task: subject and partition key are the task's, so they are ordered with the task's own events and
+appear in its history."""
 
 from __future__ import annotations
 
@@ -45,8 +46,14 @@ class DeleteComment:
     if_match: frozenset[int] | None = None
 
 
-async def _task(uow: UnitOfWork, user_id: str, task_id: uuid.UUID) -> tuple[Task, ProjectRole]:
-    task = await uow.session.get(Task, task_id)
+async def _task(
+    uow: UnitOfWork, user_id: str, task_id: uuid.UUID, *, writing: bool = True
+) -> tuple[Task, ProjectRole]:
+    """The task and the user's role over it. A write keeps the task from being deleted until it commits
+    (FOR KEY SHARE), taken before the membership: the order delete-task and delete-project lock in, so
+    a comment racing a delete waits for it and finds no task, instead of failing its foreign key."""
+    lock = {"read": True, "key_share": True} if writing else False
+    task = await uow.session.get(Task, task_id, with_for_update=lock)
     if task is None:
         raise NotFound("no such task")
     return task, await task_role(uow, user_id, task)
@@ -77,7 +84,7 @@ async def create_comment(cmd: CreateComment, uow: UnitOfWork) -> dict[str, Any]:
 async def list_comments(user_id: str, task_id: uuid.UUID, query: PageQuery, uow: UnitOfWork) -> Page:
     stmt = by_creation(select(Comment).where(Comment.task_id == task_id), Comment, query, newest_first=False)
     async with uow:
-        await _task(uow, user_id, task_id)
+        await _task(uow, user_id, task_id, writing=False)
         rows = list(await uow.session.scalars(stmt))
     return creation_page(rows, query.limit, comment_json)
 
@@ -100,7 +107,9 @@ async def delete_comment(cmd: DeleteComment, uow: UnitOfWork) -> None:
     async with uow:
         task, role = await _task(uow, cmd.user_id, cmd.task_id)
         comment = await _comment(uow, task, cmd.comment_id, cmd.if_match)
-        if comment.author_id != cmd.user_id:
+        if comment.author_id == cmd.user_id:
+            require(role, ProjectRole.editor, "deleting comments")  # as for editing them
+        else:
             require(role, ProjectRole.admin, "deleting another member's comment")
         await uow.session.delete(comment)
         uow.emit(CommentDeleted(comment, task.project_id, cmd.user_id))

@@ -27,7 +27,7 @@ from todo_backend.catalog import Function
 from todo_backend.errors import PoisonEvent
 from todo_backend.events import Event, from_cloudevent, owned_resource
 from todo_backend.metrics import observe_event
-from todo_backend.models import ProcessedEvent, ProjectMember, Task
+from todo_backend.models import ProcessedEvent, Task, TaskEvent
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -81,19 +81,25 @@ def _rejected(consumer: str, event_id: object, event_type: str, exc: PoisonEvent
 
 
 async def _check_owner(uow: UnitOfWork, event: InboundEvent) -> None:
-    """The task or series an event names must, while it exists, be its userid's, or for a project's task
-    its userid must be a member of that project: identity in an event is never trusted. One deleted
-    since passes: the event's own copy is all there is."""
+    """The task or series an event names must, while it exists, be its userid's; a project's task's event
+    must be one the outbox holds, with that userid (the member who acted, who may have left since):
+    identity in an event is never trusted. One deleted since passes: the event's own copy is all there
+    is."""
     resource = owned_resource(event.event)
     kind = type(resource)
     if kind is Task:
         project = await uow.session.scalar(select(Task.project_id).where(Task.id == resource.id))
         if project is not None:
-            member = select(ProjectMember.user_id).where(
-                ProjectMember.project_id == project, ProjectMember.user_id == event.user_id
+            # Whoever acted may have left the project since: the event holds if this system wrote it so.
+            stored = select(TaskEvent.sequence).where(
+                TaskEvent.id == event.id,
+                TaskEvent.user_id == event.user_id,
+                TaskEvent.project_id == str(project),
             )
-            if await uow.session.scalar(member) is None:
-                raise PoisonEvent(f"the event's user is not a member of task {resource.id}'s project")
+            if await uow.session.scalar(stored) is None:
+                raise PoisonEvent(
+                    f"no event {event.id} of task {resource.id}'s project was written for its user"
+                )
             return
     owner = await uow.session.scalar(select(kind.user_id).where(kind.id == resource.id))
     if owner is not None and owner != event.user_id:

@@ -3,11 +3,14 @@ their events; bad bodies refused without a trace."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
 from taskapi import Api, Sql, assert_problem
+
+from todo_backend import comments
 
 
 async def project_with(alice: Api, **roles: str) -> tuple[str, dict[str, Api]]:
@@ -118,6 +121,39 @@ async def test_deleting_a_task_deletes_its_comments(alice: Api, sql: Sql) -> Non
     task = await alice.create()
     await comment(alice, task["id"])
     assert (await alice.delete(f"/api/tasks/{task['id']}")).status_code == 204
+    assert (
+        await sql.pool.fetchval("SELECT count(*) FROM comment WHERE task_id = $1", uuid.UUID(task["id"])) == 0
+    )
+
+
+async def test_a_comment_racing_its_tasks_delete_gets_in_first_never_a_5xx(
+    alice: Api, sql: Sql, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = await alice.create()
+    held, release = asyncio.Event(), asyncio.Event()
+    real = comments.task_role
+
+    async def role_then_hold(*args: Any) -> Any:
+        role = await real(*args)
+        held.set()
+        await release.wait()  # the comment's transaction stays open here
+        return role
+
+    monkeypatch.setattr(comments, "task_role", role_then_hold)
+    commenting = asyncio.create_task(alice.post(f"/api/tasks/{task['id']}/comments", json={"body": "racing"}))
+    await held.wait()
+    deleting = asyncio.create_task(alice.delete(f"/api/tasks/{task['id']}"))
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM task%'"
+    )
+    # Until the delete waits on the comment's lock (the database says so; no event can), or is done.
+    while not deleting.done() and not await sql.pool.fetchval(waiting):  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    release.set()
+
+    commented, deleted = await commenting, await deleting
+    assert commented.status_code == 201, commented.text
+    assert deleted.status_code == 204, deleted.text
     assert (
         await sql.pool.fetchval("SELECT count(*) FROM comment WHERE task_id = $1", uuid.UUID(task["id"])) == 0
     )

@@ -11,14 +11,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from cloudevents.http import CloudEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from taskapi import Api, Sql, assert_problem, b64
 
 from todo_backend import catalog
+from todo_backend.catalog import Function
+from todo_backend.consumers import InboundEvent, consume, receive
+from todo_backend.errors import PoisonEvent
+from todo_backend.stored import to_cloudevent_json
+from todo_backend.uow import UnitOfWork
 
 RANK = {"viewer": 0, "editor": 1, "admin": 2, "owner": 3}
 
@@ -635,3 +642,30 @@ async def test_lists_filter_by_assignee(alice: Api) -> None:
     assert [t["id"] for t in await viewer.list_all(assignee="me")] == [to_viewer["id"]]
     assert [t["id"] for t in await viewer.list_all(assignee=editor.user_id)] == [to_editor["id"]]
     assert [t["id"] for t in await viewer.list_all(assignee="none")] == [nobodys["id"]]
+
+
+async def test_a_consumer_takes_a_members_event_after_they_left_and_refuses_a_forged_one(
+    alice: Api, sql: Sql
+) -> None:
+    project, editor, _, _ = await team(alice)
+    task = (await editor.post("/api/tasks", json={"title": "t", "project_id": project["id"]})).json()
+    await alice.delete(f"/api/projects/{project['id']}/members/{editor.user_id}")
+    [row] = await sql.pool.fetch(
+        "SELECT sequence, id, type, source, subject, time, partition_key, user_id, data,"
+        " project_id, traceparent, tracestate FROM task_event WHERE subject = $1",
+        task["id"],
+    )
+    stored = SimpleNamespace(**dict(row))
+    takes = Function("takes-created", "test", event_types=("dev.todo.task.created",))
+    handled: list[str] = []
+
+    async def effect(event: InboundEvent, uow: UnitOfWork) -> None:
+        handled.append(event.user_id)
+
+    as_written = to_cloudevent_json(stored)
+    await consume("test-consumer", receive(takes, CloudEvent(as_written, as_written.pop("data"))), effect)
+    forged = {**to_cloudevent_json(stored), "id": str(uuid.uuid4())}
+    with pytest.raises(PoisonEvent):
+        await consume("test-consumer", receive(takes, CloudEvent(forged, forged.pop("data"))), effect)
+
+    assert handled == [editor.user_id]
