@@ -12,10 +12,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from todo_backend.errors import Forbidden, NotFound, PreconditionFailed
+from todo_backend.errors import Forbidden, NotFound, at_version
 from todo_backend.events import CommentCreated, CommentDeleted, CommentUpdated, comment_json
-from todo_backend.fields import utcnow
-from todo_backend.models import Comment, Task
+from todo_backend.models import Comment, Task, touch
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.roles import ProjectRole, require
 from todo_backend.tasks import task_role
@@ -65,8 +64,7 @@ async def _comment(
     comment = await uow.session.get(Comment, comment_id, with_for_update=True)
     if comment is None or comment.task_id != task.id:
         raise NotFound("no such comment")
-    if if_match is not None and comment.version not in if_match:
-        raise PreconditionFailed(f"the comment is at version {comment.version}; reload and retry")
+    at_version("comment", comment.version, if_match)
     return comment
 
 
@@ -97,7 +95,8 @@ async def update_comment(cmd: UpdateComment, uow: UnitOfWork) -> dict[str, Any]:
         if comment.author_id != cmd.user_id:
             raise Forbidden("only its author edits a comment")
         if comment.body != cmd.body:
-            comment.body, comment.updated_at, comment.version = cmd.body, utcnow(), comment.version + 1
+            comment.body = cmd.body
+            touch(comment)
             uow.emit(CommentUpdated(comment, task.project_id, cmd.user_id))
             await uow.commit()
         return comment_json(comment)

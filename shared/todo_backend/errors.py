@@ -36,6 +36,12 @@ class PreconditionFailed(DomainError):
     status, title, slug = 412, "Precondition Failed", "precondition-failed"
 
 
+def at_version(what: str, version: int, if_match: frozenset[int] | None) -> None:
+    """PreconditionFailed unless If-Match (the versions it accepts; None: any) names `version`."""
+    if if_match is not None and version not in if_match:
+        raise PreconditionFailed(f"the {what} is at version {version}; reload and retry")
+
+
 class Unprocessable(DomainError):
     status, title, slug = 422, "Unprocessable Content", "validation-error"
 

@@ -660,3 +660,9 @@ class CommentPublic(SQLModel):
     created_at: UtcDatetime
     updated_at: UtcDatetime
     version: int
+
+
+def touch(row: Task | RecurringTask | Project | Comment) -> None:
+    """A changed row: updated now, at its next version (its next ETag)."""
+    row.updated_at = utcnow()
+    row.version += 1

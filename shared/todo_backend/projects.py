@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from todo_backend.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from todo_backend.errors import Conflict, Forbidden, NotFound, Unprocessable, at_version
 from todo_backend.events import (
     ProjectCreated,
     ProjectDeleted,
@@ -29,8 +29,8 @@ from todo_backend.events import (
     member_json,
     project_json,
 )
-from todo_backend.fields import user_id_problem, utcnow
-from todo_backend.models import Project, ProjectCreate, ProjectMember, Task, TaskEvent
+from todo_backend.fields import user_id_problem
+from todo_backend.models import Project, ProjectCreate, ProjectMember, Task, TaskEvent, touch
 from todo_backend.paging import (
     Page,
     PageQuery,
@@ -144,11 +144,6 @@ async def _member(uow: UnitOfWork, project_id: uuid.UUID, member_id: str) -> Pro
     return member
 
 
-def _touch(project: Project) -> None:
-    project.updated_at = utcnow()
-    project.version += 1
-
-
 # --- handlers -------------------------------------------------------------------------------------
 
 
@@ -187,13 +182,12 @@ async def list_projects(user_id: str, query: PageQuery, uow: UnitOfWork) -> Page
 async def update_project(cmd: UpdateProject, uow: UnitOfWork) -> dict[str, Any]:
     async with uow:
         project, role = await _locked(uow, cmd.user_id, cmd.project_id, ProjectRole.admin, "renaming it")
-        if cmd.if_match is not None and project.version not in cmd.if_match:
-            raise PreconditionFailed(f"the project is at version {project.version}; reload and retry")
+        at_version("project", project.version, cmd.if_match)
         changed = [name for name, value in cmd.changes.items() if getattr(project, name) != value]
         if changed:
             for name in changed:
                 setattr(project, name, cmd.changes[name])
-            _touch(project)
+            touch(project)
             uow.emit(ProjectUpdated(project, cmd.user_id, tuple(changed)))
             await uow.commit()
         return project_json(project, role)
@@ -209,8 +203,7 @@ async def delete_project(cmd: DeleteProject, uow: UnitOfWork) -> None:
     while True:
         async with uow:
             project, _ = await _locked(uow, cmd.user_id, cmd.project_id, ProjectRole.owner, "deleting it")
-            if cmd.if_match is not None and project.version not in cmd.if_match:
-                raise PreconditionFailed(f"the project is at version {project.version}; reload and retry")
+            at_version("project", project.version, cmd.if_match)
             batch = select(Task).where(Task.project_id == project.id).limit(DELETE_BATCH).with_for_update()
             tasks = list(await uow.session.scalars(batch))
             for task in tasks:

@@ -21,7 +21,7 @@ from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from todo_backend.consumers import InboundEvent
-from todo_backend.errors import NotFound, PoisonEvent, PreconditionFailed, Unprocessable
+from todo_backend.errors import NotFound, PoisonEvent, Unprocessable, at_version
 from todo_backend.events import (
     RecurringTaskCreated,
     RecurringTaskDeleted,
@@ -33,10 +33,10 @@ from todo_backend.events import (
     recurring_task_json,
 )
 from todo_backend.fields import utcnow
-from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task
+from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task, touch
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.recurrence import InvalidSchedule, Schedule
-from todo_backend.tasks import rearm_reminder, remove, touch
+from todo_backend.tasks import rearm_reminder, remove
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -280,8 +280,7 @@ def _stop_broken(series: RecurringTask, exc: Exception, uow: UnitOfWork) -> None
 
 
 def _touch_series(series: RecurringTask) -> None:
-    series.updated_at = utcnow()
-    series.version += 1
+    touch(series)
 
 
 async def _get_for_update(
@@ -291,8 +290,7 @@ async def _get_for_update(
     series = await uow.session.get(RecurringTask, recurring_task_id, with_for_update=True)
     if series is None or series.user_id != user_id:
         raise NotFound("no such recurring task")  # another user's is indistinguishable from none
-    if if_match is not None and series.version not in if_match:
-        raise PreconditionFailed(f"the recurring task is at version {series.version}; reload and retry")
+    at_version("recurring task", series.version, if_match)
     return series
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, Select, Text, and_, cast, func, or_, select
 
-from todo_backend.errors import NotFound, PreconditionFailed, Unprocessable
+from todo_backend.errors import NotFound, Unprocessable, at_version
 from todo_backend.events import (
     TaskCompleted,
     TaskDeleted,
@@ -18,7 +18,7 @@ from todo_backend.events import (
     task_json,
 )
 from todo_backend.fields import Instant, Priority, storable_text, utcnow
-from todo_backend.models import ProjectMember, Task, TaskEvent
+from todo_backend.models import ProjectMember, Task, TaskEvent, touch
 from todo_backend.paging import Page, PageQuery, after_sequence, decode_cursor, encode_cursor, events_page
 from todo_backend.projects import member_role
 from todo_backend.roles import ProjectRole, require
@@ -154,11 +154,6 @@ async def remove(task: Task, uow: UnitOfWork, actor: str | None = None) -> None:
     uow.emit(TaskDeleted(task, actor))
 
 
-def touch(task: Task) -> None:
-    task.updated_at = utcnow()
-    task.version += 1
-
-
 async def _get_for_update(
     uow: UnitOfWork, user_id: str, task_id: uuid.UUID, if_match: frozenset[int] | None
 ) -> Task:
@@ -167,8 +162,7 @@ async def _get_for_update(
     if task is None:
         raise NotFound("no such task")
     require(await task_role(uow, user_id, task), ProjectRole.editor, "changing tasks")
-    if if_match is not None and task.version not in if_match:
-        raise PreconditionFailed(f"the task is at version {task.version}; reload and retry")
+    at_version("task", task.version, if_match)
     return task
 
 
