@@ -127,6 +127,18 @@ def statements() -> list[str]:
         "MEMBER_ROLE = "
         + repr(f"SELECT role::text FROM {member.name} WHERE project_id = $1 AND user_id = $2 FOR SHARE"),
         "MARK_PUBLISHED = " + repr(f"DELETE FROM {outbox.name} WHERE sequence = ANY($1::bigint[])"),
+        "# A task's tree (subtasks.py): which one it is in, its lock, and a task's ancestors, nearest first",
+        "# (itself and $2 more at most).",
+        "TASK_TREE = " + repr(f"SELECT project_id, user_id FROM {task.name} WHERE id = $1"),
+        "# Seed 1: apart from the relay's locks on partition keys (seed 0).",
+        "LOCK_TREE = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 1))'",
+        "TASK_LINEAGE = "
+        + repr(
+            f"WITH RECURSIVE up AS (SELECT id, parent_id, project_id, user_id, 0 AS level FROM {task.name}"
+            f" WHERE id = $1 UNION ALL SELECT t.id, t.parent_id, t.project_id, t.user_id, up.level + 1"
+            f" FROM {task.name} t JOIN up ON t.id = up.parent_id WHERE up.level < $2)"
+            " SELECT id, project_id, user_id FROM up ORDER BY level"
+        ),
     ]
 
 

@@ -85,9 +85,12 @@ class TaskCreate(_Input):
     project_id: uuid.UUID | None = None
     # Who it is assigned to: a member of its project, or for an inbox task its owner.
     assignee_id: UserId | None = None
+    # A subtask's parent: in the same project (or inbox), at most MAX_DEPTH ancestors above it. A
+    # subtask joins its parent's project when the request names none.
+    parent_id: uuid.UUID | None = None
 
 
-_TASK_NOT_NULL = ("title", "priority", "tags", "completed", "description")
+_TASK_NOT_NULL = ("title", "priority", "tags", "completed", "description", "project_id")
 
 
 class TaskUpdate(_Input):
@@ -101,6 +104,9 @@ class TaskUpdate(_Input):
     remind_before_minutes: RemindBefore | None = None
     completed: StrictBool | None = None
     assignee_id: UserId | None = None  # null: nobody
+    parent_id: uuid.UUID | None = None  # null: a top-level task
+    # Another project (with the task's subtasks): editor rights on both are needed.
+    project_id: uuid.UUID | None = None
 
     model_config = ConfigDict(json_schema_extra=_omit_null(*_TASK_NOT_NULL))  # type: ignore[assignment]
 
@@ -127,6 +133,10 @@ class Task(TaskBase, table=True):
             "created_at",
             "id",
             postgresql_where=text("assignee_id IS NOT NULL"),
+        ),
+        # A task's subtasks (cascades, moves, list-tasks' `parent`).
+        Index(
+            "ix_task_parent", "parent_id", "created_at", "id", postgresql_where=text("parent_id IS NOT NULL")
         ),
         # A project's tasks (lists, deleting the project).
         Index(
@@ -169,6 +179,7 @@ class Task(TaskBase, table=True):
     occurrence_at: datetime | None = Field(default=None, sa_type=_tz())
     project_id: uuid.UUID | None = Field(default=None, foreign_key="project.id")
     assignee_id: str | None = Field(default=None, sa_column=Column(Text))
+    parent_id: uuid.UUID | None = Field(default=None, foreign_key="task.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
@@ -189,6 +200,7 @@ class TaskPublic(SQLModel):
     occurrence_at: UtcDatetime | None
     project_id: uuid.UUID | None
     assignee_id: str | None
+    parent_id: uuid.UUID | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     version: int

@@ -88,6 +88,7 @@ _QUERY: dict[str, tuple[type[PageQuery], dict[str, str]]] = {
             "sort": "Sort key; tasks without a due date come last",
             "project": "One project's tasks (its id), or `inbox` for my own; else both",
             "assignee": "`me`, a user id, or `none`: tasks assigned to them, or to nobody",
+            "parent": "A task's subtasks (its id), or `none` for top-level tasks only",
         },
     ),
     "list-notifications": (NotificationQuery, {"unread": "Only unread notifications"}),

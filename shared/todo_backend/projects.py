@@ -16,8 +16,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.orm import aliased
 
+from todo_backend.derived import LOCK_TREE
 from todo_backend.errors import Conflict, Forbidden, NotFound, Unprocessable, at_version
 from todo_backend.events import (
     ProjectCreated,
@@ -42,6 +44,7 @@ from todo_backend.paging import (
     events_page,
 )
 from todo_backend.roles import ProjectRole, require
+from todo_backend.subtasks import tree_key
 from todo_backend.uow import UnitOfWork
 
 # A project's tasks are deleted this many to a transaction (and event batch) when it is deleted.
@@ -194,21 +197,27 @@ async def update_project(cmd: UpdateProject, uow: UnitOfWork) -> dict[str, Any]:
 
 
 async def delete_project(cmd: DeleteProject, uow: UnitOfWork) -> None:
-    """The owner deletes the project: its tasks first, DELETE_BATCH to a transaction, each with its
-    task.deleted event, then, with the last of them, the project and its memberships. Every transaction
-    leaves a whole project (fewer tasks, all else intact), so a request cut short is finished by
-    deleting again. The history stays in the audit log."""
-    from todo_backend.tasks import remove  # tasks builds on this module
+    """The owner deletes the project: its tasks first, DELETE_BATCH to a transaction, subtasks before
+    their parents, each with its task.deleted event; then, with the last of them, the project and its
+    memberships. Every transaction leaves a whole project (fewer tasks, all else intact), so a
+    request cut short is finished by deleting again. The history stays in the audit log. The project's
+    tasks are deleted under their tree's lock (subtasks.py)."""
+    from todo_backend.tasks import remove_all  # tasks builds on this module
 
+    subtask = aliased(Task)
     while True:
         async with uow:
             project, _ = await _locked(uow, cmd.user_id, cmd.project_id, ProjectRole.owner, "deleting it")
             at_version("project", project.version, cmd.if_match)
-            batch = select(Task).where(Task.project_id == project.id).limit(DELETE_BATCH).with_for_update()
-            tasks = list(await uow.session.scalars(batch))
-            for task in tasks:
-                await remove(task, uow, cmd.user_id)
-            last = len(tasks) < DELETE_BATCH
+            await (await uow.session.connection()).exec_driver_sql(LOCK_TREE, (tree_key(project.id, cmd.user_id),))
+            leaves = select(Task).where(
+                Task.project_id == project.id, ~exists().where(subtask.parent_id == Task.id)
+            )
+            tasks = list(await uow.session.scalars(leaves.limit(DELETE_BATCH).with_for_update(of=Task)))
+            if tasks:
+                await remove_all(tasks, uow, cmd.user_id)
+            remaining = select(exists().where(Task.project_id == project.id))
+            last = len(tasks) < DELETE_BATCH and not await uow.session.scalar(remaining)
             if last:
                 await uow.session.flush()  # the tasks' deletes first: they reference the project
                 uow.emit(ProjectDeleted(project, cmd.user_id))

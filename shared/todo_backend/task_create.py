@@ -19,12 +19,15 @@ from todo_backend.derived import (
     CLAIM_IDEMPOTENCY_KEY,
     CREATE_TASK,
     CREATE_TASK_WITH_KEY,
+    LOCK_TREE,
     MEMBER_ROLE,
     PRIOR_RESPONSE,
     PROJECT_KEPT,
     TASK_COLUMNS,
     TASK_CREATED,
     TASK_EVENT_COLUMNS,
+    TASK_LINEAGE,
+    TASK_TREE,
     TaskCreate,
     task_public,
 )
@@ -32,6 +35,7 @@ from todo_backend.errors import NotFound, Unprocessable
 from todo_backend.fields import utcnow
 from todo_backend.roles import ProjectRole, require
 from todo_backend.settings import Settings
+from todo_backend.subtasks import MAX_DEPTH, check_parent, tree_key
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,48 @@ def reminder_instant(due_date: datetime | None, minutes: int | None, default_min
 
 async def create_task(cmd: CreateTask, pool: asyncpg.Pool, source: str, settings: Settings) -> Created:
     """`source` is the emitting function's name (the CloudEvent source is /functions/<name>)."""
+    fields = cmd.fields
+    if cmd.idempotency_key is None and fields.project_id is None and fields.parent_id is None:
+        _check_inbox_assignee(fields.assignee_id, cmd.user_id)
+        created = _new_task(cmd, None, source, settings)
+        await pool.fetchval(CREATE_TASK, *created.params)  # an inbox task: one round trip
+    else:
+        async with pool.acquire() as conn, conn.transaction():
+            if fields.parent_id is not None:
+                project_id = await _under_parent(conn, fields.parent_id, fields, cmd.user_id)
+            else:
+                project_id = fields.project_id
+                if project_id is not None:
+                    await _may_add_tasks(conn, project_id, cmd.user_id, fields.assignee_id)
+            if project_id is None:
+                _check_inbox_assignee(fields.assignee_id, cmd.user_id)
+            created = _new_task(cmd, project_id, source, settings)
+            if cmd.idempotency_key is None:
+                await conn.fetchval(CREATE_TASK, *created.params)
+            else:
+                prior = await _claim_idempotency_key(cmd, conn, settings)
+                if prior is not None:
+                    return Created(json.loads(prior)["id"], prior, replayed=True)
+                await conn.fetchval(CREATE_TASK_WITH_KEY, *created.params, created.json, cmd.idempotency_key)
+    await announce([created.id])
+    return Created(created.id, created.json)
+
+
+@dataclass(frozen=True)
+class _NewTask:
+    id: str
+    json: str
+    params: list[Any]  # CREATE_TASK's
+
+
+def _new_task(cmd: CreateTask, project_id: uuid.UUID | None, source: str, settings: Settings) -> _NewTask:
+    """The task's row and its task.created event's, the task's JSON rendered once for both."""
     now = utcnow()
     task: dict[str, Any] = {
         **cmd.fields.model_dump(),
         "id": uuid.uuid4(),
         "user_id": cmd.user_id,
+        "project_id": project_id,
         "reminded_at": None,
         "recurring_task_id": None,
         "occurrence_at": None,
@@ -90,28 +131,37 @@ async def create_task(cmd: CreateTask, pool: asyncpg.Pool, source: str, settings
         "partition_key": subject,
         "user_id": cmd.user_id,
         "data": f'{{"task":{body}}}',
-        "project_id": None if cmd.fields.project_id is None else str(cmd.fields.project_id),
+        "project_id": None if project_id is None else str(project_id),
         "traceparent": trace and trace.traceparent,
         "tracestate": trace and trace.tracestate,
     }
-    params = [task[c] for c in TASK_COLUMNS] + [event[c] for c in TASK_EVENT_COLUMNS]
-    if cmd.fields.project_id is None and cmd.fields.assignee_id not in (None, cmd.user_id):
+    return _NewTask(subject, body, [task[c] for c in TASK_COLUMNS] + [event[c] for c in TASK_EVENT_COLUMNS])
+
+
+def _check_inbox_assignee(assignee_id: str | None, user_id: str) -> None:
+    if assignee_id not in (None, user_id):
         raise Unprocessable("an inbox task is assigned to its owner or to nobody", "assignee_id")
-    if cmd.idempotency_key is None and cmd.fields.project_id is None:
-        await pool.fetchval(CREATE_TASK, *params)  # an inbox task: one round trip
-    else:
-        async with pool.acquire() as conn, conn.transaction():
-            if cmd.fields.project_id is not None:
-                await _may_add_tasks(conn, cmd.fields.project_id, cmd.user_id, cmd.fields.assignee_id)
-            if cmd.idempotency_key is None:
-                await conn.fetchval(CREATE_TASK, *params)
-            else:
-                prior = await _claim_idempotency_key(cmd, conn, settings)
-                if prior is not None:
-                    return Created(json.loads(prior)["id"], prior, replayed=True)
-                await conn.fetchval(CREATE_TASK_WITH_KEY, *params, body, cmd.idempotency_key)
-    await announce([subject])
-    return Created(subject, body)
+
+
+async def _under_parent(
+    conn: asyncpg.Connection, parent_id: uuid.UUID, fields: TaskCreate, user_id: str
+) -> uuid.UUID | None:
+    """A subtask's project: its parent's (a request naming another is refused), once the user may add
+    tasks to it, its tree is locked (after the project, as everywhere: subtasks.py), and the parent may
+    take one more subtask."""
+    tree = await conn.fetchrow(TASK_TREE, parent_id)
+    named = "project_id" in fields.model_fields_set
+    project_id = fields.project_id if named or tree is None else tree["project_id"]
+    if project_id is not None:
+        try:
+            await _may_add_tasks(conn, project_id, user_id, fields.assignee_id)
+        except NotFound:
+            if named:
+                raise
+            raise NotFound("no such task to be its parent", "parent_id") from None  # the parent is unseen
+    await conn.execute(LOCK_TREE, tree_key(project_id, user_id))
+    check_parent(await conn.fetch(TASK_LINEAGE, parent_id, MAX_DEPTH), project_id, user_id)
+    return project_id
 
 
 async def _may_add_tasks(

@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import ColumnElement, Select, Text, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, delete, func, literal, or_, select
 
-from todo_backend.errors import NotFound, Unprocessable, at_version
+from todo_backend.derived import LOCK_TREE, PROJECT_KEPT, TASK_LINEAGE, TASK_TREE
+from todo_backend.errors import Conflict, NotFound, Unprocessable, at_version
 from todo_backend.events import (
     TaskCompleted,
     TaskDeleted,
@@ -22,18 +23,9 @@ from todo_backend.models import ProjectMember, Task, TaskEvent, touch
 from todo_backend.paging import Page, PageQuery, after_sequence, decode_cursor, encode_cursor, events_page
 from todo_backend.projects import member_role
 from todo_backend.roles import ProjectRole, require
+from todo_backend.subtasks import MAX_DEPTH, check_parent, tree_key
 from todo_backend.task_create import reminder_instant
 from todo_backend.uow import UnitOfWork
-
-EDITABLE = (
-    "title",
-    "description",
-    "due_date",
-    "priority",
-    "tags",
-    "remind_before_minutes",
-    "completed",
-)
 
 # --- commands -------------------------------------------------------------------------------------
 
@@ -65,14 +57,21 @@ class DeleteTask:
 
 async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
     async with uow:
-        task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match)
         changes = dict(cmd.changes)
-        if changes.pop("project_id", task.project_id) != task.project_id:  # a PUT names it
-            raise Unprocessable("a task stays in the project it was created in", "project_id")
+        trees = None
+        if _RESHAPING & changes.keys():
+            trees = await _lock_trees(uow, cmd.task_id, changes.get("project_id"))
+        task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match, trees)
+        moved = await _move(uow, task, changes, cmd.user_id)
         changed = [name for name, value in changes.items() if getattr(task, name) != value]
-        if changed:
+        if changed or moved is not None:
             completing = "completed" in changed and changes["completed"]
             reopened_from = task.completed_at if "completed" in changed and not completing else None
+            if "parent_id" in changed and changes["parent_id"] is not None:
+                # Before the change is flushed: the tree read has no cycle yet.
+                height = max(level for _, level in await _subtree(uow, task.id))
+                lineage = await _lineage(uow, changes["parent_id"])
+                check_parent(lineage, task.project_id, task.user_id, task.id, height)
             for name in changed:
                 setattr(task, name, changes[name])
             if "completed" in changed:
@@ -83,7 +82,13 @@ async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
                 rearm_reminder(task, uow.settings.default_remind_before_minutes)
             touch(task)
             event = TaskCompleted if completing else TaskUpdated
-            uow.emit(event(task, tuple(changed), cmd.user_id))
+            named = ("project_id", *changed) if moved is not None else tuple(changed)
+            uow.emit(event(task, named, cmd.user_id))
+            for subtask, subtask_changed in moved or ():
+                touch(subtask)
+                uow.emit(TaskUpdated(subtask, subtask_changed, cmd.user_id))
+            if completing:
+                await _complete_subtasks(uow, task, cmd.user_id)
             if reopened_from is not None and task.recurring_task_id is not None:
                 # Imported here: recurring builds on this module (its occurrences are tasks).
                 from todo_backend.recurring import withdraw_successor
@@ -100,7 +105,8 @@ async def complete_task(cmd: CompleteTask, uow: UnitOfWork) -> Task:
 
 async def delete_task(cmd: DeleteTask, uow: UnitOfWork) -> None:
     async with uow:
-        task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match)
+        trees = await _lock_trees(uow, cmd.task_id)
+        task = await _get_for_update(uow, cmd.user_id, cmd.task_id, cmd.if_match, trees)
         await remove(task, uow, cmd.user_id)
         await uow.commit()
 
@@ -149,21 +155,123 @@ def rearm_reminder(task: Task, default_minutes: int) -> None:
 
 
 async def remove(task: Task, uow: UnitOfWork, actor: str | None = None) -> None:
-    """Delete the task in the unit of work's transaction, announced like any delete."""
-    await uow.session.delete(task)
-    uow.emit(TaskDeleted(task, actor))
+    """Delete the task and its subtasks in the unit of work's transaction, each announced like any
+    delete. The task's tree is locked (subtasks.py), or its project is (deleting the project)."""
+    await remove_all([subtask for subtask, _ in await _subtree(uow, task.id)], uow, actor)
+
+
+async def remove_all(tasks: list[Task], uow: UnitOfWork, actor: str | None = None) -> None:
+    """Delete these tasks, each announced: one statement, so a subtask may go with its parent."""
+    for task in tasks:
+        uow.emit(TaskDeleted(task, actor))
+    await uow.session.execute(delete(Task).where(Task.id.in_([task.id for task in tasks])))
 
 
 async def _get_for_update(
-    uow: UnitOfWork, user_id: str, task_id: uuid.UUID, if_match: frozenset[int] | None
+    uow: UnitOfWork,
+    user_id: str,
+    task_id: uuid.UUID,
+    if_match: frozenset[int] | None,
+    trees: frozenset[str] | None = None,
 ) -> Task:
+    """The task, row-locked, once the user may change it. `trees`: the tree locks taken for the change
+    (_lock_trees), which must still include the task's tree."""
     # The row lock serializes concurrent changes to one task, so versions and event order agree.
     task = await uow.session.get(Task, task_id, with_for_update=True)
     if task is None:
         raise NotFound("no such task")
     require(await task_role(uow, user_id, task), ProjectRole.editor, "changing tasks")
     at_version("task", task.version, if_match)
+    if trees is not None and tree_key(task.project_id, task.user_id) not in trees:
+        raise Conflict("the task moved to another project meanwhile; retry")
     return task
+
+
+# --- trees ----------------------------------------------------------------------------------------
+
+# What changes a tree or spans several of its tasks (subtasks.py): these take the tree's lock first.
+_RESHAPING = {"completed", "parent_id", "project_id"}
+
+
+async def _lock_trees(
+    uow: UnitOfWork, task_id: uuid.UUID, target: uuid.UUID | None = None
+) -> frozenset[str] | None:
+    """Lock the task's tree, and the tree of the project it moves to, in the one order (subtasks.py):
+    the projects kept from deletion, then the trees. Their keys, or None for no such task."""
+    conn = await uow.session.connection()
+    tree = (await conn.exec_driver_sql(TASK_TREE, (task_id,))).first()
+    if tree is None:
+        return None  # _get_for_update says so
+    for project_id in sorted({p for p in (tree.project_id, target) if p is not None}):
+        await conn.exec_driver_sql(PROJECT_KEPT, (project_id,))
+    keys = {tree_key(tree.project_id, tree.user_id)}
+    if target is not None:
+        keys.add(tree_key(target, tree.user_id))
+    for key in sorted(keys):
+        await conn.exec_driver_sql(LOCK_TREE, (key,))
+    return frozenset(keys)
+
+
+async def _lineage(uow: UnitOfWork, task_id: uuid.UUID) -> list[Any]:
+    conn = await uow.session.connection()
+    return list((await conn.exec_driver_sql(TASK_LINEAGE, (task_id, MAX_DEPTH))).mappings())
+
+
+async def _subtree(uow: UnitOfWork, task_id: uuid.UUID) -> list[tuple[Task, int]]:
+    """The task and its subtasks, each with its level below the task, deepest first; row-locked."""
+    down = select(Task.id, literal(0).label("level")).where(Task.id == task_id).cte("down", recursive=True)
+    down = down.union_all(select(Task.id, down.c.level + 1).join(down, Task.parent_id == down.c.id))
+    stmt = select(Task, down.c.level).join(down, Task.id == down.c.id).order_by(down.c.level.desc())
+    return [(task, level) for task, level in await uow.session.execute(stmt.with_for_update(of=Task))]
+
+
+async def _move(
+    uow: UnitOfWork, task: Task, changes: dict[str, Any], user_id: str
+) -> list[tuple[Task, tuple[str, ...]]] | None:
+    """Move the task to the project `changes` names (with its subtasks, an editor of both), taking
+    `project_id` out of `changes`: the moved subtasks and what changed in each, or None if it stays.
+    The task leaves its parent unless `changes` names one; an assignee who is not a member of the
+    target is cleared."""
+    target = changes.pop("project_id", task.project_id)
+    if target == task.project_id:
+        return None
+    if target is None:
+        raise Unprocessable("a project's task moves only to another project", "project_id")
+    role = await member_role(uow, user_id, target)  # the project is kept (_lock_trees)
+    if role is None:
+        raise NotFound("no such project", "project_id")
+    require(role, ProjectRole.editor, "moving tasks into it")
+    members: dict[str, bool] = {}
+
+    async def keeps(assignee: str | None) -> bool:
+        if assignee is not None and assignee not in members:
+            members[assignee] = await member_role(uow, assignee, target) is not None
+        return assignee is None or members[assignee]
+
+    task.project_id = target
+    changes.setdefault("parent_id", None)
+    if "assignee_id" not in changes and not await keeps(task.assignee_id):
+        changes["assignee_id"] = None
+    moved = []
+    for subtask, level in await _subtree(uow, task.id):
+        if level:
+            subtask.project_id = target
+            changed: tuple[str, ...] = ("project_id",)
+            if not await keeps(subtask.assignee_id):
+                subtask.assignee_id = None
+                changed += ("assignee_id",)
+            moved.append((subtask, changed))
+    return moved
+
+
+async def _complete_subtasks(uow: UnitOfWork, task: Task, actor: str) -> None:
+    """A completed task's open subtasks are completed with it, each with its own event."""
+    for subtask, level in reversed(await _subtree(uow, task.id)):
+        if level and not subtask.completed:
+            subtask.completed = True
+            subtask.completed_at = task.completed_at
+            touch(subtask)
+            uow.emit(TaskCompleted(subtask, ("completed",), actor))
 
 
 # --- queries --------------------------------------------------------------------------------------
@@ -185,6 +293,7 @@ class TaskQuery(PageQuery):
     overdue: bool = False
     sort: Sort = "created_at"
     project: Literal["inbox"] | uuid.UUID | None = None
+    parent: Literal["none"] | uuid.UUID | None = None
     assignee: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(storable_text)] | None = None
 
 
@@ -279,6 +388,10 @@ async def list_tasks(user_id: str, query: TaskQuery, uow: UnitOfWork) -> Page:
         visible = or_(inbox, Task.project_id.in_(_projects_of(user_id)))
     # The key expressions are selected too, so the cursor holds the database's own values.
     stmt = select(Task, *(expr for _, expr in keys)).where(visible)
+    if query.parent == "none":
+        stmt = stmt.where(Task.parent_id.is_(None))
+    elif query.parent is not None:
+        stmt = stmt.where(Task.parent_id == query.parent)
     if query.assignee == "none":
         stmt = stmt.where(Task.assignee_id.is_(None))
     elif query.assignee is not None:

@@ -489,7 +489,7 @@ async def test_a_projects_task_events_carry_the_project_and_who_acted(alice: Api
     assert [e["id"] for e in feed if e["subject"] == task["id"]] == [e["id"] for e in history]
 
 
-async def test_a_task_stays_in_its_project(alice: Api) -> None:
+async def test_a_projects_task_moves_to_another_project_never_to_an_inbox(alice: Api) -> None:
     project, editor, _, _ = await team(alice)
     task = (await editor.post("/api/tasks", json={"title": "t", "project_id": project["id"]})).json()
     url = f"/api/tasks/{task['id']}"

@@ -67,6 +67,7 @@ FIELD_VALUES = {
     "completed": st.booleans() | JSON,
     "project_id": st.uuids().map(str) | st.sampled_from(["inbox", "", "0"]) | JSON,
     "assignee_id": st.text(max_size=300) | st.sampled_from(["", "  ", "a\x00"]) | JSON,
+    "parent_id": st.uuids().map(str) | st.sampled_from(["none", ""]) | JSON,
     "unknown": JSON,
 }
 # Dicts only: read_json refuses any other body before the validator sees it.
@@ -105,6 +106,7 @@ TASKS = st.fixed_dictionaries(
         "occurrence_at": INSTANTS,
         "project_id": st.none() | st.uuids(),
         "assignee_id": st.none() | st.text(min_size=1),
+        "parent_id": st.none() | st.uuids(),
         "created_at": INSTANT,
         "updated_at": INSTANT,
         "version": st.integers(1, 2**31 - 1),

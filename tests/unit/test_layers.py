@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "errors",
             "roles",
+            "subtasks",
             "settings",
             "fields",
             "stored",

@@ -155,6 +155,7 @@ def test_task_json_has_exactly_the_documented_fields() -> None:
         "occurrence_at",
         "project_id",
         "assignee_id",
+        "parent_id",
         "created_at",
         "updated_at",
         "version",
