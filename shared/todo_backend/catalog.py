@@ -148,7 +148,11 @@ FUNCTIONS: tuple[Function, ...] = (
         "Delete tracking rows, idempotency keys, finished deliveries and read notifications past retention",
         schedule="*/5 * * * *",
     ),
-    Function("deliver-notification", "Turn a reminder into a notification", event_types=(REMINDER_DUE,)),
+    Function(
+        "deliver-notification",
+        "Notify of a reminder, an assignment or a new membership",
+        event_types=(REMINDER_DUE, *TASK_EVENT_TYPES[:2], "dev.todo.project-member.added"),
+    ),
     Function("list-notifications", "List notifications", (Route("GET", "/api/notifications"),)),
     Function("create-project", "Create a project (the creator owns it)", (Route("POST", "/api/projects"),)),
     Function("list-projects", "List the projects I am a member of", (Route("GET", "/api/projects"),)),

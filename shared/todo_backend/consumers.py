@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from todo_backend.bootstrap import collecting_commits, publish_now, unit_of_work
 from todo_backend.catalog import Function
 from todo_backend.errors import PoisonEvent
-from todo_backend.events import Event, from_cloudevent, owned_resource
+from todo_backend.events import Event, ProjectMemberAdded, from_cloudevent, owned_resource
 from todo_backend.metrics import observe_event
 from todo_backend.models import ProcessedEvent, Task, TaskEvent
 from todo_backend.uow import UnitOfWork
@@ -81,30 +81,31 @@ def _rejected(consumer: str, event_id: object, event_type: str, exc: PoisonEvent
 
 
 async def _check_owner(uow: UnitOfWork, event: InboundEvent) -> None:
-    """The task or series an event names must, while it exists, be its userid's; a project's task's event
-    must be one the outbox holds, with that userid (the member who acted, who may have left since):
-    identity in an event is never trusted. One deleted since passes: the event's own copy is all there
-    is."""
+    """The task or series an event names must, while it exists, be its userid's; a project's event (of
+    its task, or of its members) must be one the outbox holds, with that userid (the member who acted,
+    who may have left since): identity in an event is never trusted. One deleted since passes: the
+    event's own copy is all there is."""
+    if isinstance(event.event, ProjectMemberAdded):
+        return await _written(uow, event, event.event.project_id)
     resource = owned_resource(event.event)
     kind = type(resource)
     if kind is Task:
         project = await uow.session.scalar(select(Task.project_id).where(Task.id == resource.id))
         if project is not None:
-            # Whoever acted may have left the project since: the event holds if this system wrote it so.
-            stored = select(TaskEvent.sequence).where(
-                TaskEvent.id == event.id,
-                TaskEvent.user_id == event.user_id,
-                TaskEvent.project_id == str(project),
-            )
-            if await uow.session.scalar(stored) is None:
-                raise PoisonEvent(
-                    f"no event {event.id} of task {resource.id}'s project was written for its user"
-                )
-            return
+            return await _written(uow, event, project)
     owner = await uow.session.scalar(select(kind.user_id).where(kind.id == resource.id))
     if owner is not None and owner != event.user_id:
         what = kind.__tablename__.replace("_", " ")
         raise PoisonEvent(f"{what} {resource.id} does not belong to the event's user")
+
+
+async def _written(uow: UnitOfWork, event: InboundEvent, project_id: uuid.UUID) -> None:
+    """A project's event holds if this system wrote it so: that id, that userid, that project."""
+    stored = select(TaskEvent.sequence).where(
+        TaskEvent.id == event.id, TaskEvent.user_id == event.user_id, TaskEvent.project_id == str(project_id)
+    )
+    if await uow.session.scalar(stored) is None:
+        raise PoisonEvent(f"no event {event.id} of project {project_id} was written for its user")
 
 
 async def _first_delivery(uow: UnitOfWork, consumer: str, event_id: uuid.UUID) -> bool:

@@ -509,8 +509,14 @@ class RecurringTaskPublic(SQLModel):
     version: int
 
 
+class NotificationKind(enum.StrEnum):
+    reminder = "reminder"  # a task's reminder fell due: to its assignee, else its creator
+    assigned = "assigned"  # someone else assigned a task to the user
+    added_to_project = "added_to_project"  # someone else made the user a member of a project
+
+
 class Notification(SQLModel, table=True):
-    """An in-app notification: one per reminder event, however often the event is delivered."""
+    """An in-app notification: at most one per event, however often the event is delivered."""
 
     __tablename__ = "notification"
     __table_args__ = (
@@ -529,20 +535,27 @@ class Notification(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: str = Field(sa_column=Column(Text, nullable=False))
     event_id: uuid.UUID = Field(unique=True)
-    task_id: uuid.UUID
+    kind: NotificationKind = Field(
+        default=NotificationKind.reminder,
+        sa_column=Column(Text, nullable=False, server_default=NotificationKind.reminder.value),
+    )
+    task_id: uuid.UUID | None = None  # a reminder's or an assignment's
+    project_id: uuid.UUID | None = None  # the project of the task, or the one the user was added to
     title: str = Field(sa_column=Column(Text, nullable=False))
     body: str = Field(sa_column=Column(Text, nullable=False))
-    due_at: datetime = Field(sa_type=_tz(), nullable=False)
+    due_at: datetime | None = Field(default=None, sa_type=_tz())  # a reminder's
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     read_at: datetime | None = Field(default=None, sa_type=_tz())
 
 
 class NotificationPublic(SQLModel):
     id: uuid.UUID
-    task_id: uuid.UUID
+    kind: NotificationKind
+    task_id: uuid.UUID | None
+    project_id: uuid.UUID | None
     title: str
     body: str
-    due_at: UtcDatetime
+    due_at: UtcDatetime | None
     created_at: UtcDatetime
     read_at: UtcDatetime | None
 

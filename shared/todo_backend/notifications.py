@@ -1,8 +1,9 @@
-"""In-app notifications from reminder events, their listing and read state, and the reminder email.
+"""In-app notifications, their listing and read state, and the reminder email.
 
-deliver-notification turns each dev.todo.reminder.due event into one notification (its tracking row and
-the unique event_id), then, where the email channel is on, one email, sent with no transaction open,
-under a tracking row of its own written after the send.
+deliver-notification turns a reminder, an assignment or a new membership into at most one notification
+per event (its tracking row and the unique event_id); a reminder then, where the email channel is on,
+into one email to the same user, sent with no transaction open, under a tracking row of its own
+written after the send.
 """
 
 from __future__ import annotations
@@ -22,9 +23,17 @@ from todo_backend.bootstrap import unit_of_work
 from todo_backend.consumers import InboundEvent, consume
 from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
 from todo_backend.errors import NotFound, RetryLater
-from todo_backend.events import ReminderDue
+from todo_backend.events import ProjectMemberAdded, ReminderDue, TaskCreated, TaskUpdated
 from todo_backend.fields import utcnow
-from todo_backend.models import Notification, NotificationPublic, ProcessedEvent
+from todo_backend.models import (
+    Notification,
+    NotificationKind,
+    NotificationPublic,
+    ProcessedEvent,
+    Project,
+    ProjectMember,
+    Task,
+)
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.uow import UnitOfWork
 
@@ -61,39 +70,79 @@ def due_text(due_at: datetime, sent_at: datetime) -> str:
 # --- the in-app notification: deliver-notification's effect --------------------------------------------
 
 
-def _reminder(event: InboundEvent) -> ReminderDue:
-    assert isinstance(event.event, ReminderDue)  # the only type deliver-notification takes
-    return event.event
-
-
 def _due_at(reminder: ReminderDue) -> datetime:
     assert reminder.task.due_date is not None  # a reminder event always has one (events.from_cloudevent)
     return reminder.task.due_date
 
 
 async def record_notification(event: InboundEvent, uow: UnitOfWork) -> uuid.UUID | None:
-    """One notification for the event, inside the consumer's transaction; its id (None if one exists).
-
-    A task deleted since still gets its notification, from the event's copy.
-    """
-    reminder = _reminder(event)
+    """The event's notification, if it makes one, inside the consumer's transaction; its id (None if it
+    makes none, or one exists). Who gets it is read from the database now, never from the event: a
+    reminder goes to the task's assignee, else its creator; an assignment to the assignee, while the
+    task is still theirs; a membership to the member, while they are one. Nobody is told of what they
+    did themselves."""
+    notice = await _notice(event, uow)
+    if notice is None:
+        return None
     stmt = (
         insert(Notification)
-        .values(
-            id=uuid.uuid4(),
-            user_id=event.user_id,
-            event_id=event.id,
-            task_id=reminder.task.id,
-            title=reminder.task.title,
-            body=due_text(_due_at(reminder), reminder.sent_at),
-            due_at=_due_at(reminder),
-            created_at=utcnow(),
-        )
+        .values(id=uuid.uuid4(), event_id=event.id, created_at=utcnow(), **notice)
         # The tracking row already makes a redelivery a no-op; the unique event id holds regardless.
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(Notification.id)
     )
     return (await uow.session.execute(stmt)).scalar_one_or_none()
+
+
+async def _notice(event: InboundEvent, uow: UnitOfWork) -> dict[str, Any] | None:
+    """The notification's columns for the event, or None if it calls for none."""
+    match event.event:
+        case ReminderDue(task) as reminder:
+            # A task deleted since still gets its notification, from the event's copy.
+            stored = await uow.session.get(Task, task.id)
+            to = (stored or task).assignee_id or (stored.user_id if stored else event.user_id)
+            return {
+                "user_id": to,
+                "kind": NotificationKind.reminder,
+                "task_id": task.id,
+                "project_id": task.project_id,
+                "title": task.title,
+                "body": due_text(_due_at(reminder), reminder.sent_at),
+                "due_at": _due_at(reminder),
+            }
+        case TaskCreated(task) | TaskUpdated(task):
+            if isinstance(event.event, TaskUpdated) and "assignee_id" not in event.event.changed:
+                return None
+            stored = await uow.session.get(Task, task.id)
+            if (
+                task.assignee_id in (None, event.user_id)
+                or stored is None
+                or stored.assignee_id != task.assignee_id
+            ):
+                return None  # unassigned, self-assigned, gone, or assigned to another since (who is told)
+            return {
+                "user_id": task.assignee_id,
+                "kind": NotificationKind.assigned,
+                "task_id": task.id,
+                "project_id": stored.project_id,
+                "title": stored.title,
+                "body": f"{event.user_id} assigned this task to you",
+            }
+        case ProjectMemberAdded(project_id, member):
+            if member.user_id == event.user_id:
+                return None  # the creator of a project, its first member
+            membership = await uow.session.get(ProjectMember, (project_id, member.user_id))
+            project = await uow.session.get(Project, project_id)
+            if membership is None or project is None:
+                return None  # removed (or the project deleted) since
+            return {
+                "user_id": member.user_id,
+                "kind": NotificationKind.added_to_project,
+                "project_id": project_id,
+                "title": project.name,
+                "body": f"{event.user_id} added you to this project as {membership.role}",
+            }
+    raise AssertionError(f"deliver-notification takes no {event.type}")  # the catalog's event types
 
 
 # --- the reminder email -------------------------------------------------------------------------------
@@ -124,9 +173,7 @@ async def email_reminder(consumer: str, event: InboundEvent, mailer: DaprSmtpBin
     A send whose tracking commit fails, or two deliveries of one event at once, send it twice: email is
     at least once.
     """
-    to = recipient(event.user_id)
-    if to is None:
-        return  # a user known by a non-address id has no email to go to
+    assert isinstance(event.event, ReminderDue)
     tracking = f"{consumer}:email"
     async with unit_of_work(tracking) as uow:
         sent = select(ProcessedEvent.event_id).where(
@@ -134,8 +181,15 @@ async def email_reminder(consumer: str, event: InboundEvent, mailer: DaprSmtpBin
         )
         if await uow.session.scalar(sent) is not None:
             return
+        # To whom the in-app notification went: the one decision of who is reminded.
+        user_id = await uow.session.scalar(
+            select(Notification.user_id).where(Notification.event_id == event.id)
+        )
+    to = None if user_id is None else recipient(user_id)
+    if to is None:
+        return  # a user known by a non-address id has no email to go to
     try:
-        await mailer.send(reminder_email(to, _reminder(event)))
+        await mailer.send(reminder_email(to, event.event))
     except EmailNotSent as exc:
         log.warning("reminder email for event %s not sent, to be retried: %s", event.id, exc)
         raise RetryLater("the reminder email was not sent; retry") from exc

@@ -28,6 +28,7 @@ from todo_backend.events import (
     ProjectMemberRemoved,
     ProjectMemberUpdated,
     ProjectUpdated,
+    TaskUpdated,
     member_json,
     project_json,
 )
@@ -209,7 +210,9 @@ async def delete_project(cmd: DeleteProject, uow: UnitOfWork) -> None:
         async with uow:
             project, _ = await _locked(uow, cmd.user_id, cmd.project_id, ProjectRole.owner, "deleting it")
             at_version("project", project.version, cmd.if_match)
-            await (await uow.session.connection()).exec_driver_sql(LOCK_TREE, (tree_key(project.id, cmd.user_id),))
+            await (await uow.session.connection()).exec_driver_sql(
+                LOCK_TREE, (tree_key(project.id, cmd.user_id),)
+            )
             leaves = select(Task).where(
                 Task.project_id == project.id, ~exists().where(subtask.parent_id == Task.id)
             )
@@ -274,7 +277,8 @@ async def change_role(cmd: ChangeRole, uow: UnitOfWork) -> dict[str, Any]:
 
 
 async def remove_member(cmd: RemoveMember, uow: UnitOfWork) -> None:
-    """An admin removes a member below owner; any member but the owner may remove themselves (leave)."""
+    """An admin removes a member below owner; any member but the owner may remove themselves (leave).
+    The project's tasks assigned to them are unassigned with it, each with its task.updated."""
     leaving = cmd.member_id == cmd.user_id
     async with uow:
         needed = ProjectRole.viewer if leaving else ProjectRole.admin
@@ -284,8 +288,14 @@ async def remove_member(cmd: RemoveMember, uow: UnitOfWork) -> None:
             if leaving:
                 raise Conflict("the owner leaves only after transferring ownership to another member")
             raise Forbidden("the owner cannot be removed")
+        assigned = select(Task).where(Task.project_id == cmd.project_id, Task.assignee_id == cmd.member_id)
+        tasks = list(await uow.session.scalars(assigned.with_for_update()))
         await uow.session.delete(member)
         uow.emit(ProjectMemberRemoved(cmd.project_id, member, cmd.user_id))
+        for task in tasks:
+            task.assignee_id = None
+            touch(task)
+            uow.emit(TaskUpdated(task, ("assignee_id",), cmd.user_id))
         await uow.commit()
 
 

@@ -114,7 +114,18 @@ async def test_a_reminder_delivered_twice_in_either_mode_makes_one_notification(
     assert notification["body"].startswith("Due ") and notification["body"].endswith("(in 30 minutes)")
     assert notification["due_at"] == data["due_at"]
     assert notification["read_at"] is None
-    assert set(notification) == {"id", "task_id", "title", "body", "due_at", "created_at", "read_at"}
+    assert notification["kind"] == "reminder" and notification["project_id"] is None
+    assert set(notification) == {
+        "id",
+        "kind",
+        "task_id",
+        "project_id",
+        "title",
+        "body",
+        "due_at",
+        "created_at",
+        "read_at",
+    }
     count = await sql.pool.fetchval(
         "SELECT count(*) FROM notification WHERE event_id = $1", uuid.UUID(event["id"])
     )
@@ -624,6 +635,95 @@ async def test_a_user_whose_id_is_not_an_address_gets_the_notification_but_no_em
     assert (await deliver(event)).status_code == 200
     assert sidecar[0].requests == [] and mailbox[0].envelopes == []
     assert len(await notifications(alice)) == 1
+
+
+# --- in a team: reminders to the assignee, assignments, memberships -----------------------------------
+
+
+async def stored_events(type_: str, subject: str) -> list[CloudEvent]:
+    """The CloudEvents of `type_` about `subject` the outbox holds, as the broker would carry them."""
+    async with get_sessionmaker()() as session:
+        stmt = select(TaskEvent).where(TaskEvent.type == type_, TaskEvent.subject == subject)
+        rows = list((await session.execute(stmt.order_by(TaskEvent.sequence))).scalars())
+    return [CloudEvent(payload, payload.pop("data")) for payload in map(to_cloudevent_json, rows)]
+
+
+async def team_project(owner: Api, *members: Api) -> str:
+    project = (await owner.post("/api/projects", json={"name": "Garden"})).json()["id"]
+    for member in members:
+        body = {"user_id": member.user_id, "role": "editor"}
+        assert (await owner.post(f"/api/projects/{project}/members", json=body)).status_code == 201
+    return str(project)
+
+
+async def test_a_project_tasks_reminder_and_its_email_go_to_its_assignee_else_its_creator(
+    new_user: Callable[..., Api],
+    deliver: Callable[..., Any],
+    mailbox: tuple[Mailbox, int],
+    sidecar: tuple[DaprSidecar, int],
+    email_settings: Callable[..., None],
+) -> None:
+    email_settings(notification_email="dapr", dapr_http_port=sidecar[1], notification_email_from=SENDER)
+    ada, bea = (new_user(f"{name}-{uuid.uuid4().hex[:8]}@example.test") for name in ("ada", "bea"))
+    project = await team_project(ada, bea)
+    due = (utcnow() + timedelta(minutes=30)).isoformat()
+    common = {"due_date": due, "remind_before_minutes": 60, "project_id": project}
+    assigned = await bea.create(title="Prune", assignee_id=bea.user_id, **common)
+    unassigned = await bea.create(title="Weed", **common)  # bea creates it: she is reminded
+    await check_due_tasks(CheckDueTasks(batch_size=500), unit_of_work("check-due-tasks"))
+    await ada.patch(f"/api/tasks/{assigned['id']}", json={"assignee_id": ada.user_id})  # before delivery
+
+    for task in (assigned, unassigned):
+        [event] = await stored_events(REMINDER_DUE, task["id"])
+        assert (await deliver(event)).status_code == 200
+
+    assert [n["title"] for n in await notifications(ada) if n["kind"] == "reminder"] == ["Prune"]
+    assert [n["title"] for n in await notifications(bea) if n["kind"] == "reminder"] == ["Weed"]
+    assert sorted(e.rcpt_tos[0] for e in mailbox[0].envelopes) == sorted([ada.user_id, bea.user_id])
+
+
+async def test_being_assigned_or_added_notifies_that_user_once_and_nobody_of_their_own_doing(
+    alice: Api, bob: Api, deliver: Callable[..., Any]
+) -> None:
+    project = await team_project(alice, bob)
+    mine = await alice.create(title="mine", project_id=project, assignee_id=alice.user_id)
+    theirs = await alice.create(title="for bob", project_id=project)
+    await alice.patch(f"/api/tasks/{theirs['id']}", json={"assignee_id": bob.user_id})
+    await alice.patch(f"/api/tasks/{theirs['id']}", json={"title": "still for bob"})
+
+    for type_, subject in (
+        ("dev.todo.project-member.added", project),
+        ("dev.todo.task.created", mine["id"]),
+        ("dev.todo.task.created", theirs["id"]),
+        ("dev.todo.task.updated", theirs["id"]),
+    ):
+        for event in await stored_events(type_, subject):
+            assert (await deliver(event)).status_code == 200
+            assert (await deliver(event, "structured")).status_code == 200  # redelivered: nothing more
+
+    got = [(n["kind"], n["title"], n["project_id"], n["task_id"]) for n in await notifications(bob)]
+    assert sorted(got) == [
+        ("added_to_project", "Garden", project, None),
+        ("assigned", "still for bob", project, theirs["id"]),
+    ]
+    assert await notifications(alice) == []  # her own project, her own assignment
+
+
+async def test_an_assignment_or_membership_undone_before_its_event_arrives_notifies_nobody(
+    alice: Api, bob: Api, new_user: Callable[..., Api], deliver: Callable[..., Any]
+) -> None:
+    carol = new_user()
+    project = await team_project(alice, bob, carol)
+    task = await alice.create(title="t", project_id=project, assignee_id=bob.user_id)
+    await alice.patch(f"/api/tasks/{task['id']}", json={"assignee_id": carol.user_id})
+    await alice.delete(f"/api/projects/{project}/members/{bob.user_id}")
+
+    for type_ in ("dev.todo.task.created", "dev.todo.task.updated", "dev.todo.project-member.added"):
+        for event in await stored_events(type_, task["id"] if "task" in type_ else project):
+            assert (await deliver(event)).status_code == 200
+
+    assert await notifications(bob) == []
+    assert sorted(n["kind"] for n in await notifications(carol)) == ["added_to_project", "assigned"]
 
 
 # --- as Knative runs them: each in its own process ----------------------------------------------------

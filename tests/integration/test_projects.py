@@ -624,6 +624,40 @@ async def test_a_projects_task_is_assigned_to_a_member_or_to_nobody(alice: Api, 
     assert [e["data"].get("changed") for e in history[1:]] == [["assignee_id"], ["assignee_id"]]
 
 
+async def test_a_member_who_leaves_or_is_removed_is_unassigned_from_the_projects_tasks(
+    alice: Api, sql: Sql
+) -> None:
+    project, editor, viewer, _ = await team(alice)
+    body = {"title": "t", "project_id": project["id"]}
+    tasks = [
+        (await editor.post("/api/tasks", json={**body, "assignee_id": who})).json()
+        for who in (
+            viewer.user_id,
+            viewer.user_id,
+            editor.user_id,
+        )
+    ]
+    elsewhere = await viewer.create(title="inbox", assignee_id=viewer.user_id)
+
+    assert (await viewer.delete(f"/api/projects/{project['id']}/members/{viewer.user_id}")).status_code == 204
+
+    assert [(await editor.get(f"/api/tasks/{t['id']}")).json()["assignee_id"] for t in tasks] == [
+        None,
+        None,
+        editor.user_id,
+    ]
+    assert (await viewer.get(f"/api/tasks/{elsewhere['id']}")).json()["assignee_id"] == viewer.user_id
+    rows = await sql.pool.fetch(
+        "SELECT subject, user_id, data->'changed' AS changed, xmin::text AS xid FROM task_event"
+        " WHERE project_id = $1 AND type IN ('dev.todo.task.updated', 'dev.todo.project-member.removed')"
+        " ORDER BY sequence",
+        project["id"],
+    )
+    assert [r["subject"] for r in rows[1:]] == [tasks[0]["id"], tasks[1]["id"]]
+    assert all(r["changed"] == ["assignee_id"] for r in rows[1:]) and len({r["xid"] for r in rows}) == 1
+    assert {r["user_id"] for r in rows} == {viewer.user_id}  # who acted: the one who left
+
+
 async def test_an_inbox_task_is_assigned_to_its_owner_or_to_nobody(alice: Api, bob: Api) -> None:
     refused = await alice.post("/api/tasks", json={"title": "t", "assignee_id": bob.user_id})
     assert assert_problem(refused, 422)["errors"][0]["field"] == "assignee_id"

@@ -120,10 +120,14 @@ async def test_a_task_cannot_become_its_own_ancestor(alice: Api, sql: Sql) -> No
         problem = assert_problem(await alice.patch(top, json={"parent_id": under["id"]}), 422)
         assert problem["errors"][0]["field"] == "parent_id"
     assert (await sql.task_row(tasks[0]["id"]))["parent_id"] is None
-    assert (await alice.patch(f"/api/tasks/{tasks[2]['id']}", json={"parent_id": None})).json()["parent_id"] is None
+    assert (await alice.patch(f"/api/tasks/{tasks[2]['id']}", json={"parent_id": None})).json()[
+        "parent_id"
+    ] is None
 
 
-async def test_completing_a_parent_completes_its_open_subtasks_with_one_event_each(alice: Api, sql: Sql) -> None:
+async def test_completing_a_parent_completes_its_open_subtasks_with_one_event_each(
+    alice: Api, sql: Sql
+) -> None:
     tasks = await chain(alice, 3)
     sibling = await subtask(alice, tasks[0], title="done already")
     await alice.post(f"/api/tasks/{sibling['id']}/complete")

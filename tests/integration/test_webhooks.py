@@ -26,11 +26,12 @@ from detached import background_deliveries_done
 from taskapi import Api, Sql, assert_problem
 
 from todo_backend import catalog
-from todo_backend.db import get_engine
+from todo_backend.db import get_engine, get_sessionmaker
 from todo_backend.devstack.runner import free_port
 from todo_backend.events import task_json
-from todo_backend.models import Task
+from todo_backend.models import Task, TaskEvent
 from todo_backend.settings import get_settings
+from todo_backend.stored import to_cloudevent_json
 from todo_backend.webhooks import delivery as webhook_delivery
 
 WEBHOOK_FUNCTIONS = tuple(fn for fn in catalog.FUNCTIONS if "webhook" in fn.name)
@@ -492,6 +493,54 @@ async def test_only_the_event_users_subscriptions_to_its_type_are_sent_it(
         assert (await send(deliver, task_event(alice))).status_code == 200
         await background_deliveries_done()
         assert (len(created.received), len(completed.received), len(bobs.received)) == (1, 0, 0)
+
+
+async def stored_event(sql: Sql, subject: str, type_: str) -> CloudEvent:
+    """The newest CloudEvent of `type_` about `subject` the outbox holds, as the broker carries it."""
+    row = await sql.pool.fetchrow(
+        "SELECT sequence FROM task_event WHERE subject = $1 AND type = $2 ORDER BY sequence DESC LIMIT 1",
+        subject,
+        type_,
+    )
+    async with get_sessionmaker()() as session:
+        payload = to_cloudevent_json(await session.get(TaskEvent, row["sequence"]))
+    return CloudEvent(payload, payload.pop("data"))
+
+
+async def test_a_projects_events_reach_its_members_at_delivery_and_nothing_after_they_leave(
+    new_user: Callable[[], Api], deliver: httpx.AsyncClient, sql: Sql
+) -> None:
+    alice, bob, carol, outsider = new_user(), new_user(), new_user(), new_user()
+    project = (await alice.post("/api/projects", json={"name": "p"})).json()["id"]
+    for member in (bob, carol):
+        body = {"user_id": member.user_id, "role": "viewer"}
+        assert (await alice.post(f"/api/projects/{project}/members", json=body)).status_code == 201
+    async with Receiver() as receiver:
+        hooks = {u.user_id: await subscribe(u, receiver.url, CREATED) for u in (alice, bob, carol, outsider)}
+        before = await alice.create(title="before", project_id=project)
+        assert (await send(deliver, await stored_event(sql, before["id"], CREATED))).status_code == 200
+        await alice.delete(f"/api/projects/{project}/members/{carol.user_id}")
+        # Written while carol was a member, but its delivery is created after she left: not hers.
+        during = await alice.create(title="during", project_id=project)
+        after = await alice.create(title="after", project_id=project)
+        for task in (after, during, before):
+            assert (await send(deliver, await stored_event(sql, task["id"], CREATED))).status_code == 200
+        await background_deliveries_done()
+        rows = await sql.pool.fetch(
+            "SELECT w.user_id, d.user_id AS delivery_user, d.payload->'data'->'task'->>'title' AS title"
+            " FROM webhook_delivery d JOIN webhook w ON w.id = d.webhook_id WHERE w.id = ANY($1::uuid[])",
+            [uuid.UUID(h["id"]) for h in hooks.values()],
+        )
+    got = collections.defaultdict(set)
+    for row in rows:
+        assert row["delivery_user"] == row["user_id"]
+        got[row["user_id"]].add(row["title"])
+    assert got == {
+        alice.user_id: {"before", "during", "after"},
+        bob.user_id: {"before", "during", "after"},
+        carol.user_id: {"before"},
+    }
+    assert len(receiver.received) == 7
 
 
 async def test_an_event_naming_another_users_task_is_rejected_and_sends_nothing(

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from todo_backend import tracing
 from todo_backend.consumers import InboundEvent
 from todo_backend.errors import PoisonEvent
-from todo_backend.models import Webhook, WebhookDelivery
+from todo_backend.models import ProjectMember, TaskEvent, Webhook, WebhookDelivery
 from todo_backend.settings import Settings, get_settings
 from todo_backend.uow import UnitOfWork
 from todo_backend.webhooks.destinations import (
@@ -62,19 +62,27 @@ def _holds_nul(value: Any) -> bool:
 
 
 async def queue_deliveries(event: InboundEvent, uow: UnitOfWork) -> list[uuid.UUID]:
-    """One pending delivery per subscription of the event's user to its type, due now; runs inside the
-    consumer's transaction. Returns the ids of the rows it created (none for one already queued)."""
+    """One pending delivery per subscription to the event's type of the users it concerns, due now:
+    the members of its project at this moment (read from the outbox's row of it, never from the event),
+    else its user. Runs inside the consumer's transaction. Returns the ids of the rows it created (none
+    for one already queued)."""
     payload = {**event.attributes, "data": event.data}  # the structured-mode CloudEvent, as received
     if _holds_nul(payload):
         raise PoisonEvent("the event contains a NUL character, which no text column or JSONB can hold")
     sequence = payload.get("sequence")
     if sequence is not None and not (isinstance(sequence, str) and sequence.isascii() and sequence.isdigit()):
         raise PoisonEvent(f"the sequence extension must be a decimal integer, not {sequence!r}")
-    hooks = select(Webhook.id).where(
-        Webhook.user_id == event.user_id, Webhook.event_types.contains([event.type])
+    project = await uow.session.scalar(select(TaskEvent.project_id).where(TaskEvent.id == event.id))
+    users = (
+        [event.user_id]
+        if project is None
+        else select(ProjectMember.user_id).where(ProjectMember.project_id == uuid.UUID(project))
     )
-    hook_ids = list((await uow.session.execute(hooks)).scalars())
-    if not hook_ids:
+    hooks = select(Webhook.id, Webhook.user_id).where(
+        Webhook.user_id.in_(users), Webhook.event_types.contains([event.type])
+    )
+    subscribed = list(await uow.session.execute(hooks))
+    if not subscribed:
         return []
     stmt = (
         insert(WebhookDelivery)
@@ -83,7 +91,7 @@ async def queue_deliveries(event: InboundEvent, uow: UnitOfWork) -> list[uuid.UU
                 {
                     "id": uuid.uuid4(),
                     "webhook_id": hook_id,
-                    "user_id": event.user_id,
+                    "user_id": user_id,
                     "event_id": event.id,
                     "event_type": event.type,
                     "payload": payload,
@@ -92,7 +100,7 @@ async def queue_deliveries(event: InboundEvent, uow: UnitOfWork) -> list[uuid.UU
                     "next_attempt_at": func.now(),
                     "created_at": func.now(),
                 }
-                for hook_id in hook_ids
+                for hook_id, user_id in subscribed
             ]
         )
         .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
