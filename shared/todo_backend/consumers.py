@@ -86,26 +86,27 @@ async def _check_owner(uow: UnitOfWork, event: InboundEvent) -> None:
     who may have left since): identity in an event is never trusted. One deleted since passes: the
     event's own copy is all there is."""
     if isinstance(event.event, ProjectMemberAdded):
-        return await _written(uow, event, event.event.project_id)
+        return await written(uow, event, event.event.project_id)
     resource = owned_resource(event.event)
     kind = type(resource)
     if kind is Task:
         project = await uow.session.scalar(select(Task.project_id).where(Task.id == resource.id))
         if project is not None:
-            return await _written(uow, event, project)
+            return await written(uow, event, project)
     owner = await uow.session.scalar(select(kind.user_id).where(kind.id == resource.id))
     if owner is not None and owner != event.user_id:
         what = kind.__tablename__.replace("_", " ")
         raise PoisonEvent(f"{what} {resource.id} does not belong to the event's user")
 
 
-async def _written(uow: UnitOfWork, event: InboundEvent, project_id: uuid.UUID) -> None:
-    """A project's event holds if this system wrote it so: that id, that userid, that project."""
-    stored = select(TaskEvent.sequence).where(
-        TaskEvent.id == event.id, TaskEvent.user_id == event.user_id, TaskEvent.project_id == str(project_id)
-    )
+async def written(uow: UnitOfWork, event: InboundEvent, project_id: uuid.UUID | None = None) -> None:
+    """A PoisonEvent unless this system wrote the event so: that id, that userid (and that project)."""
+    stored = select(TaskEvent.sequence).where(TaskEvent.id == event.id, TaskEvent.user_id == event.user_id)
+    if project_id is not None:
+        stored = stored.where(TaskEvent.project_id == str(project_id))
     if await uow.session.scalar(stored) is None:
-        raise PoisonEvent(f"no event {event.id} of project {project_id} was written for its user")
+        of = "" if project_id is None else f" of project {project_id}"
+        raise PoisonEvent(f"no event {event.id}{of} was written for its user")
 
 
 async def _first_delivery(uow: UnitOfWork, consumer: str, event_id: uuid.UUID) -> bool:

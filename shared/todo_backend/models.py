@@ -404,6 +404,10 @@ class RecurringTaskCreate(_Input):
     until: Instant | None = None
     max_occurrences: MaxOccurrences | None = None
     paused: StrictBool = False
+    # Its occurrences' project (its owner an editor there) and assignee (a member, or for the owner's
+    # inbox the owner); null: the owner's inbox, nobody.
+    project_id: uuid.UUID | None = None
+    assignee_id: UserId | None = None
 
 
 _SERIES_NOT_NULL = (
@@ -434,6 +438,8 @@ class RecurringTaskUpdate(_Input):
     until: Instant | None = None
     max_occurrences: MaxOccurrences | None = None
     paused: StrictBool | None = None
+    project_id: uuid.UUID | None = None  # null: the owner's inbox, for the occurrences to come
+    assignee_id: UserId | None = None  # null: nobody
 
     model_config = ConfigDict(json_schema_extra=_omit_null(*_SERIES_NOT_NULL))  # type: ignore[assignment]
 
@@ -482,6 +488,10 @@ class RecurringTask(SQLModel, table=True):
     occurrences_skipped: int = 0  # missed while the materializer was down (catch-up creates only the next)
     # The upcoming occurrence (already created); null when the series has ended or has none open.
     next_occurrence_at: datetime | None = Field(default=None, sa_type=_tz())
+    # No foreign key: deleting a project never waits on a series' lock (which the materializer holds
+    # while it locks the project); a series whose project is gone is paused when it next fires.
+    project_id: uuid.UUID | None = None
+    assignee_id: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
     version: int = 1
@@ -501,6 +511,8 @@ class RecurringTaskPublic(SQLModel):
     until: UtcDatetime | None
     max_occurrences: int | None
     paused: bool
+    project_id: uuid.UUID | None
+    assignee_id: str | None
     next_occurrences: list[UtcDatetime] = Field(default_factory=list)
     occurrences_created: int
     occurrences_skipped: int

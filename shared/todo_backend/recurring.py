@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from todo_backend.consumers import InboundEvent
-from todo_backend.errors import NotFound, PoisonEvent, Unprocessable, at_version
+from todo_backend.consumers import InboundEvent, written
+from todo_backend.errors import Forbidden, NotFound, PoisonEvent, Unprocessable, at_version
 from todo_backend.events import (
     RecurringTaskCreated,
     RecurringTaskDeleted,
@@ -33,10 +33,12 @@ from todo_backend.events import (
     recurring_task_json,
 )
 from todo_backend.fields import utcnow
-from todo_backend.models import Anchor, RecurringTask, RecurringTaskCreate, Task, touch
+from todo_backend.models import Anchor, Project, RecurringTask, RecurringTaskCreate, Task, touch
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
+from todo_backend.projects import member_role
 from todo_backend.recurrence import InvalidSchedule, Schedule
-from todo_backend.tasks import rearm_reminder, remove
+from todo_backend.roles import ProjectRole, require
+from todo_backend.tasks import check_assignee, rearm_reminder, remove
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -157,6 +159,8 @@ def _occurrence(series: RecurringTask, at: datetime, default_minutes: int) -> Ta
         due_date=at,
         recurring_task_id=series.id,
         occurrence_at=at,
+        project_id=series.project_id,
+        assignee_id=series.assignee_id,
     )
     task.updated_at = task.created_at
     rearm_reminder(task, default_minutes)
@@ -273,10 +277,47 @@ def _check_fires(series: RecurringTask, now: datetime) -> None:
 def _stop_broken(series: RecurringTask, exc: Exception, uow: UnitOfWork) -> None:
     """Pause a series whose schedule can no longer be worked out (stored before a check refused it, or
     its zone's rules changed), so that it is not claimed again; unpausing checks it and says why."""
-    log.error("pausing recurring task %s: its schedule cannot be evaluated: %s", series.id, exc)
+    _pause(series, f"its schedule cannot be evaluated: {exc}", uow)
+
+
+def _pause(series: RecurringTask, why: str, uow: UnitOfWork) -> None:
+    log.error("pausing recurring task %s: %s", series.id, why)
     series.paused = True
     _touch_series(series)
     uow.emit(RecurringTaskUpdated(series, ("paused",)))
+
+
+async def _check_team(series: RecurringTask, uow: UnitOfWork) -> None:
+    """A project's series is its owner's while they may add tasks to the project (kept from deletion
+    until the commit), and its assignee a member; an inbox series' assignee is its owner. Locks in the
+    order every path takes them: the series, the project, the memberships."""
+    if series.project_id is not None:
+        kept = select(Project.id).where(Project.id == series.project_id).with_for_update(key_share=True)
+        role = (
+            await member_role(uow, series.user_id, series.project_id)
+            if await uow.session.scalar(kept)
+            else None
+        )
+        if role is None:
+            raise NotFound("no such project", "project_id")
+        require(role, ProjectRole.editor, "adding its tasks")
+    await check_assignee(uow, series)
+
+
+async def _still_placed(series: RecurringTask, uow: UnitOfWork) -> bool:
+    """Whether the series may add an occurrence now (_check_team). One whose owner may not (the project
+    is gone, or they left it or became a viewer) is paused; an assignee who left is cleared. Each
+    change with its event."""
+    try:
+        await _check_team(series, uow)
+    except Unprocessable:  # the assignee left the project
+        series.assignee_id = None
+        _touch_series(series)
+        uow.emit(RecurringTaskUpdated(series, ("assignee_id",)))
+    except (NotFound, Forbidden) as exc:
+        _pause(series, f"its owner cannot add tasks to project {series.project_id}: {exc}", uow)
+        return False
+    return True
 
 
 def _touch_series(series: RecurringTask) -> None:
@@ -306,6 +347,7 @@ async def create_recurring_task(
     _check_instants(series)
     _check_fires(series, now)
     async with uow:
+        await _check_team(series, uow)
         uow.session.add(series)
         uow.emit(RecurringTaskCreated(series))
         await _replan(series, now, uow)
@@ -327,6 +369,8 @@ async def update_recurring_task(
             for name in changed:
                 setattr(series, name, changes[name])
             _check_instants(series)
+            if series.project_id is not None or "assignee_id" in changed:
+                await _check_team(series, uow)
             replan = set(changed) & set(SCHEDULING) or ("paused" in changed and not series.paused)
             if replan:
                 _check_fires(series, now)
@@ -424,6 +468,9 @@ async def materialize_due(
             planned: list[tuple[RecurringTask, datetime]] = []
             with uow.session.no_autoflush:  # the series' new state is written once, at commit
                 for series in claimed:
+                    if not await _still_placed(series, uow):
+                        paused += 1
+                        continue
                     try:
                         at, missed = _advance(series, now)
                     except ValueError as exc:  # InvalidSchedule, or a date out of range
@@ -509,9 +556,12 @@ async def _succeed(
     series = await uow.session.get(RecurringTask, series_id, with_for_update=True)
     if series is None:
         return None  # the series was deleted: no more occurrences
-    if series.user_id != event.user_id:
+    if series.project_id is not None:
+        # A project's occurrence is finished by any of its members: an event this system wrote so.
+        await written(uow, event, series.project_id)
+    elif series.user_id != event.user_id:
         raise PoisonEvent(f"recurring task {series.id} does not belong to the event's user")
-    if series.anchor is not Anchor.completion or series.paused:
+    if series.anchor is not Anchor.completion or series.paused or not await _still_placed(series, uow):
         return None  # the materializer plans schedule-anchored series; unpausing re-plans
     if occurrence_at != series.next_occurrence_at or not await _still_finished(
         series, task_id, occurrence_at, uow

@@ -19,7 +19,7 @@ from todo_backend.events import (
     task_json,
 )
 from todo_backend.fields import Instant, Priority, storable_text, utcnow
-from todo_backend.models import ProjectMember, Task, TaskEvent, touch
+from todo_backend.models import ProjectMember, RecurringTask, Task, TaskEvent, touch
 from todo_backend.paging import Page, PageQuery, after_sequence, decode_cursor, encode_cursor, events_page
 from todo_backend.projects import member_role
 from todo_backend.roles import ProjectRole, require
@@ -77,7 +77,7 @@ async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
             if "completed" in changed:
                 task.completed_at = utcnow() if task.completed else None
             if "assignee_id" in changed:
-                await _check_assignee(uow, task)
+                await check_assignee(uow, task)
             if {"due_date", "remind_before_minutes"} & set(changed):
                 rearm_reminder(task, uow.settings.default_remind_before_minutes)
             touch(task)
@@ -133,17 +133,17 @@ async def task_role(uow: UnitOfWork, user_id: str, task: Task) -> ProjectRole:
     return role
 
 
-async def _check_assignee(uow: UnitOfWork, task: Task) -> None:
-    """A task is assigned to a member of its project (locked against removal until the commit), an
-    inbox task to its owner; or to nobody."""
-    if task.assignee_id is None:
+async def check_assignee(uow: UnitOfWork, row: Task | RecurringTask) -> None:
+    """A task (or a series' occurrences) is assigned to a member of its project, locked against
+    removal until the commit; in an inbox to its owner; or to nobody."""
+    if row.assignee_id is None:
         return
-    if task.project_id is None:
-        allowed = task.assignee_id == task.user_id
+    if row.project_id is None:
+        allowed = row.assignee_id == row.user_id
     else:
-        allowed = await member_role(uow, task.assignee_id, task.project_id) is not None
+        allowed = await member_role(uow, row.assignee_id, row.project_id) is not None
     if not allowed:
-        where = "a member of the task's project" if task.project_id else "the task's owner"
+        where = "a member of its project" if row.project_id else "its owner"
         raise Unprocessable(f"the assignee must be {where}", "assignee_id")
 
 

@@ -18,13 +18,13 @@ import asyncpg
 import pytest
 from cloudevents.http import CloudEvent
 from sqlalchemy import select, text
-from taskapi import Sql
+from taskapi import Api, Sql
 
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.catalog import by_name
 from todo_backend.consumers import consume, receive
 from todo_backend.db import get_sessionmaker
-from todo_backend.errors import PoisonEvent, Unprocessable
+from todo_backend.errors import Forbidden, NotFound, PoisonEvent, Unprocessable
 from todo_backend.models import RecurringTaskCreate, RecurringTaskUpdate, Task, TaskEvent
 from todo_backend.recurrence import Budget, Schedule
 from todo_backend.recurring import (
@@ -880,3 +880,97 @@ async def test_unpausing_or_moving_a_series_to_a_zone_where_it_never_fires_is_42
     with pytest.raises(Unprocessable, match="never fires"):
         await update(user, series, at(1, 9), paused=False)
     assert (await row(sql, series))["version"] == 1 and (await row(sql, series))["paused"] is True
+
+
+# --- series in projects -----------------------------------------------------------------------------
+
+
+async def team_project(alice: Api, owner: str, **roles: str) -> str:
+    """A project of `owner`'s, with each member (user id) in its role."""
+    api = alice.as_user(owner)
+    project = (await api.post("/api/projects", json={"name": "chores"})).json()["id"]
+    for member, role in roles.items():
+        body = {"user_id": member, "role": role}
+        assert (await api.post(f"/api/projects/{project}/members", json=body)).status_code == 201
+    return str(project)
+
+
+async def series_events(series: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    async with get_sessionmaker()() as session:
+        stmt = select(TaskEvent).where(TaskEvent.subject == series["id"]).order_by(TaskEvent.sequence)
+        return [(e.type, e.data.get("changed", [])) for e in (await session.execute(stmt)).scalars()]
+
+
+async def test_a_projects_series_puts_its_occurrences_there_for_its_assignee_and_any_member_finishes_them(
+    alice: Api, sql: Sql, users: Callable[[], str]
+) -> None:
+    owner, member = users(), users()
+    project = await team_project(alice, owner, **{member: "editor"})
+    series = await create(
+        owner, at(1, 8), schedule="0 9 * * *", anchor="completion", project_id=project, assignee_id=member
+    )
+    assert (series["project_id"], series["assignee_id"]) == (project, member)
+    [first] = await occurrences(sql, series)
+    assert (str(first["project_id"]), first["assignee_id"], first["user_id"]) == (project, member, owner)
+
+    successor = await deliver(await complete(member, first["id"]))  # the assignee finishes it
+
+    assert successor is not None and successor.project_id == uuid.UUID(project)
+    assert await times(sql, series) == [at(1, 9), at(2, 9)]
+
+
+async def test_a_series_goes_only_where_its_owner_may_add_tasks_and_to_a_member(
+    alice: Api, sql: Sql, users: Callable[[], str]
+) -> None:
+    owner, viewer, stranger = users(), users(), users()
+    project = await team_project(alice, owner, **{viewer: "viewer"})
+    with pytest.raises(NotFound):
+        await create(stranger, at(1, 8), schedule="0 9 * * *", project_id=project)
+    with pytest.raises(Forbidden):
+        await create(viewer, at(1, 8), schedule="0 9 * * *", project_id=project)
+    with pytest.raises(Unprocessable) as refused:
+        await create(owner, at(1, 8), schedule="0 9 * * *", project_id=project, assignee_id=stranger)
+    assert refused.value.field == "assignee_id"
+    with pytest.raises(Unprocessable):
+        await create(owner, at(1, 8), schedule="0 9 * * *", assignee_id=viewer)  # an inbox's: its owner
+    series = await create(owner, at(1, 8), schedule="0 9 * * *")
+    with pytest.raises(NotFound):
+        await update(stranger, series, at(1, 8), project_id=project)
+    moved = await update(owner, series, at(1, 8), project_id=project, assignee_id=viewer)
+    assert (moved["project_id"], moved["assignee_id"]) == (project, viewer)
+    assert (
+        await sql.pool.fetchval(
+            "SELECT count(*) FROM recurring_task WHERE user_id = ANY($1)", [viewer, stranger]
+        )
+        == 0
+    )
+
+
+async def test_a_series_whose_assignee_or_owner_left_or_whose_project_is_gone_adapts_when_it_fires(
+    alice: Api, sql: Sql, users: Callable[[], str]
+) -> None:
+    owner, member, assignee = users(), users(), users()
+    project = await team_project(alice, owner, **{member: "editor", assignee: "editor"})
+    api = alice.as_user(owner)
+    members = f"/api/projects/{project}/members"
+    kept = await create(owner, at(1, 8), schedule="0 9 * * *", project_id=project, assignee_id=assignee)
+    orphaned = await create(member, at(1, 8), schedule="0 9 * * *", project_id=project)
+    assert (await api.delete(f"{members}/{assignee}")).status_code == 204
+    assert (await api.delete(f"{members}/{member}")).status_code == 204
+
+    done = await tick(at(1, 9, 1))
+
+    assert done.paused == 1 and done.created == 1
+    [_, second] = await occurrences(sql, kept)
+    assert second["assignee_id"] is None and (await row(sql, kept))["assignee_id"] is None
+    assert (await row(sql, orphaned))["paused"] is True and await times(sql, orphaned) == [at(1, 9)]
+    assert ("dev.todo.recurring-task.updated", ["assignee_id"]) in await series_events(kept)
+    assert ("dev.todo.recurring-task.updated", ["paused"]) in await series_events(orphaned)
+
+    assert (await api.delete(f"/api/projects/{project}")).status_code == 204
+    assert (await tick(at(2, 9, 1))).paused == 1
+    assert (await row(sql, kept))["paused"] is True
+    with pytest.raises(NotFound):  # unpausing into a project that is gone
+        await update(owner, kept, at(2, 10), paused=False)
+    back = await update(owner, kept, at(2, 10), paused=False, project_id=None)
+    assert back["project_id"] is None and not back["paused"]
