@@ -311,6 +311,39 @@ async def test_the_activity_feed_pages_through_every_event_of_the_project_in_ord
     assert_problem(await alice.get(f"/api/projects/{project['id']}/events", params={"cursor": "bm9wZQ"}), 422)
 
 
+async def test_the_feed_pages_in_order_without_repeats_or_holes_while_members_write(
+    alice: Api, sql: Sql
+) -> None:
+    project, editor, _, _ = await team(alice)
+    feed_url = f"/api/projects/{project['id']}/events"
+    body = {"title": "t", "project_id": project["id"]}
+    for _ in range(6):
+        assert (await editor.post("/api/tasks", json=body)).status_code == 201
+    rows = await sql.pool.fetch("SELECT id FROM task_event WHERE project_id = $1", project["id"])
+    before = {str(row["id"]) for row in rows}
+    stop = asyncio.Event()
+
+    async def write(api: Api) -> None:
+        while not stop.is_set():
+            task = (await api.post("/api/tasks", json=body)).json()
+            await api.patch(f"/api/tasks/{task['id']}", json={"title": "t2"})
+
+    writers = [asyncio.create_task(write(api)) for api in (alice, editor, editor)]
+    try:
+        walks = [await alice.list_all(feed_url, limit=3) for _ in range(3)]
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+
+    for walk in walks:
+        sequences = [int(e["sequence"]) for e in walk]
+        assert sequences == sorted(set(sequences))  # in order, none twice
+        assert before <= {e["id"] for e in walk}  # all that was there when it began
+    final = await alice.list_all(feed_url, limit=7)
+    stored = await sql.pool.fetchval("SELECT count(*) FROM task_event WHERE project_id = $1", project["id"])
+    assert len(final) == stored > len(before)
+
+
 async def test_a_member_changes_appear_under_the_acting_user(alice: Api, sql: Sql) -> None:
     project = await new_project(alice)
     bob = alice.as_user(f"bob-{uuid.uuid4()}")
