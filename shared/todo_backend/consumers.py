@@ -81,32 +81,33 @@ def _rejected(consumer: str, event_id: object, event_type: str, exc: PoisonEvent
 
 
 async def _check_owner(uow: UnitOfWork, event: InboundEvent) -> None:
-    """The task or series an event names must, while it exists, be its userid's; a project's event (of
-    its task, or of its members) must be one the outbox holds, with that userid (the member who acted,
-    who may have left since): identity in an event is never trusted. One deleted since passes: the
-    event's own copy is all there is."""
+    """The task or series an event names must, while it exists, be its userid's; the event of a
+    project's task (wherever the task was when it was written: tasks move) or of its members must be
+    one the outbox holds, about that subject, with that userid (the member who acted, who may have left
+    since): identity in an event is never trusted. One deleted since passes: the event's own copy is
+    all there is."""
     if isinstance(event.event, ProjectMemberAdded):
-        return await written(uow, event, event.event.project_id)
+        return await written(uow, event, str(event.event.project_id))
     resource = owned_resource(event.event)
     kind = type(resource)
     if kind is Task:
         project = await uow.session.scalar(select(Task.project_id).where(Task.id == resource.id))
         if project is not None:
-            return await written(uow, event, project)
+            return await written(uow, event, str(resource.id))
     owner = await uow.session.scalar(select(kind.user_id).where(kind.id == resource.id))
     if owner is not None and owner != event.user_id:
         what = kind.__tablename__.replace("_", " ")
         raise PoisonEvent(f"{what} {resource.id} does not belong to the event's user")
 
 
-async def written(uow: UnitOfWork, event: InboundEvent, project_id: uuid.UUID | None = None) -> None:
-    """A PoisonEvent unless this system wrote the event so: that id, that userid (and that project)."""
-    stored = select(TaskEvent.sequence).where(TaskEvent.id == event.id, TaskEvent.user_id == event.user_id)
-    if project_id is not None:
-        stored = stored.where(TaskEvent.project_id == str(project_id))
+async def written(uow: UnitOfWork, event: InboundEvent, subject: str) -> None:
+    """A PoisonEvent unless this system wrote the event so: that id, about that subject, for that
+    userid."""
+    stored = select(TaskEvent.sequence).where(
+        TaskEvent.id == event.id, TaskEvent.subject == subject, TaskEvent.user_id == event.user_id
+    )
     if await uow.session.scalar(stored) is None:
-        of = "" if project_id is None else f" of project {project_id}"
-        raise PoisonEvent(f"no event {event.id}{of} was written for its user")
+        raise PoisonEvent(f"no event {event.id} about {subject} was written for its user")
 
 
 async def _first_delivery(uow: UnitOfWork, consumer: str, event_id: uuid.UUID) -> bool:

@@ -35,6 +35,7 @@ from todo_backend.models import (
     Task,
 )
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
+from todo_backend.projects import member_role
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,9 @@ def _due_at(reminder: ReminderDue) -> datetime:
 async def record_notification(event: InboundEvent, uow: UnitOfWork) -> uuid.UUID | None:
     """The event's notification, if it makes one, inside the consumer's transaction; its id (None if it
     makes none, or one exists). Who gets it is read from the database now, never from the event: a
-    reminder goes to the task's assignee, else its creator; an assignment to the assignee, while the
-    task is still theirs; a membership to the member, while they are one. Nobody is told of what they
-    did themselves."""
+    reminder goes to the task's assignee, else its creator, while a member of its project; an
+    assignment to the assignee, while the task is still theirs; a membership to the member, while they
+    are one. Nobody is told of what they did themselves."""
     notice = await _notice(event, uow)
     if notice is None:
         return None
@@ -101,11 +102,14 @@ async def _notice(event: InboundEvent, uow: UnitOfWork) -> dict[str, Any] | None
             # A task deleted since still gets its notification, from the event's copy.
             stored = await uow.session.get(Task, task.id)
             to = (stored or task).assignee_id or (stored.user_id if stored else event.user_id)
+            project = (stored or task).project_id
+            if project is not None and await member_role(uow, to, project) is None:
+                return None  # they left the project (or it is gone): its tasks are not theirs to hear of
             return {
                 "user_id": to,
                 "kind": NotificationKind.reminder,
                 "task_id": task.id,
-                "project_id": task.project_id,
+                "project_id": project,
                 "title": task.title,
                 "body": due_text(_due_at(reminder), reminder.sent_at),
                 "due_at": _due_at(reminder),

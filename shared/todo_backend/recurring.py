@@ -38,6 +38,7 @@ from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.projects import member_role
 from todo_backend.recurrence import InvalidSchedule, Schedule
 from todo_backend.roles import ProjectRole, require
+from todo_backend.subtasks import tree_key
 from todo_backend.tasks import check_assignee, rearm_reminder, remove
 from todo_backend.uow import UnitOfWork
 
@@ -369,7 +370,7 @@ async def update_recurring_task(
             for name in changed:
                 setattr(series, name, changes[name])
             _check_instants(series)
-            if series.project_id is not None or "assignee_id" in changed:
+            if {"project_id", "assignee_id"} & set(changed) or ("paused" in changed and not series.paused):
                 await _check_team(series, uow)
             replan = set(changed) & set(SCHEDULING) or ("paused" in changed and not series.paused)
             if replan:
@@ -510,7 +511,9 @@ async def schedule_next_occurrence(event: InboundEvent, uow: UnitOfWork) -> Task
         if gone.recurring_task_id is None or gone.occurrence_at is None:
             return None
         finished_at = event.time or utcnow()
-        return await _succeed(event, gone.recurring_task_id, task_id, gone.occurrence_at, finished_at, uow)
+        return await _succeed(
+            event, None, gone.recurring_task_id, task_id, gone.occurrence_at, finished_at, uow
+        )
     # The event says which task (consume has checked it is the event user's); the database says what
     # state it is in.
     occurrence = await uow.session.get(Task, task_id)
@@ -521,7 +524,13 @@ async def schedule_next_occurrence(event: InboundEvent, uow: UnitOfWork) -> Task
     if not occurrence.completed or occurrence.completed_at is None:
         return None  # reopened since: its next completion schedules the successor
     return await _succeed(
-        event, occurrence.recurring_task_id, task_id, occurrence.occurrence_at, occurrence.completed_at, uow
+        event,
+        occurrence.user_id,
+        occurrence.recurring_task_id,
+        task_id,
+        occurrence.occurrence_at,
+        occurrence.completed_at,
+        uow,
     )
 
 
@@ -545,6 +554,7 @@ async def _still_finished(series: RecurringTask, task_id: uuid.UUID, at: datetim
 
 async def _succeed(
     event: InboundEvent,
+    owner: str | None,
     series_id: uuid.UUID,
     task_id: uuid.UUID,
     occurrence_at: datetime,
@@ -552,15 +562,16 @@ async def _succeed(
     uow: UnitOfWork,
 ) -> Task | None:
     """The successor of the series' occurrence `task_id` at `occurrence_at`, finished (completed or
-    deleted) at `finished_at`, if that is the series' current occurrence and the series wants one."""
+    deleted) at `finished_at`, if that is the series' current occurrence and the series wants one.
+    `owner`: the occurrence's owner as its row says, None if it is gone."""
     series = await uow.session.get(RecurringTask, series_id, with_for_update=True)
     if series is None:
         return None  # the series was deleted: no more occurrences
-    if series.project_id is not None:
-        # A project's occurrence is finished by any of its members: an event this system wrote so.
-        await written(uow, event, series.project_id)
-    elif series.user_id != event.user_id:
-        raise PoisonEvent(f"recurring task {series.id} does not belong to the event's user")
+    if owner is not None and owner != series.user_id:
+        raise PoisonEvent(f"task {task_id} is not an occurrence of its owner's recurring task {series.id}")
+    if owner is None and series.user_id != event.user_id:
+        # A project's occurrence is deleted by any of its members: an event this system wrote so.
+        await written(uow, event, str(task_id))
     if series.anchor is not Anchor.completion or series.paused or not await _still_placed(series, uow):
         return None  # the materializer plans schedule-anchored series; unpausing re-plans
     if occurrence_at != series.next_occurrence_at or not await _still_finished(
@@ -581,7 +592,9 @@ async def _succeed(
     return successor
 
 
-async def withdraw_successor(occurrence: Task, completed_at: datetime, uow: UnitOfWork) -> None:
+async def withdraw_successor(
+    occurrence: Task, completed_at: datetime, trees: frozenset[str], uow: UnitOfWork
+) -> None:
     """Reopening an occurrence (completed at `completed_at`) takes back the successor its completion
     created: deleted like any task, and the reopened occurrence is the series' current one again.
 
@@ -601,8 +614,13 @@ async def withdraw_successor(occurrence: Task, completed_at: datetime, uow: Unit
         return  # not this occurrence's successor (none yet, or the series moved on since)
     stmt = _occurrences(series).where(Task.occurrence_at == at).with_for_update()
     successor = (await uow.session.execute(stmt)).scalar_one_or_none()
-    # Every change to a task (completing it included) raises its version; occurrences start at 1.
-    if successor is None or successor.version != 1:
+    # Every change to a task (completing it included) raises its version; occurrences start at 1. One
+    # in a tree the reopening did not lock (the occurrence moved since) stays: deleting it needs that lock.
+    if (
+        successor is None
+        or successor.version != 1
+        or tree_key(successor.project_id, successor.user_id) not in trees
+    ):
         return
     await remove(successor, uow)
     series.occurrences_created -= 1

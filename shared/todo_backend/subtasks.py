@@ -18,6 +18,8 @@ from typing import Any
 from todo_backend.errors import NotFound, Unprocessable
 
 MAX_DEPTH = 4  # ancestors above the deepest subtask: five levels in all
+# For every parent refused unseen (none, another's, in another project), so the answer tells nothing.
+NO_PARENT = "no such task in the task's project (or inbox) to be its parent"
 
 
 def tree_key(project_id: uuid.UUID | None, user_id: str) -> str:
@@ -38,7 +40,7 @@ def check_parent(
     parent = lineage[0] if lineage else None
     if parent is None or tree_key(parent["project_id"], parent["user_id"]) != tree_key(project_id, user_id):
         # Elsewhere is as good as nowhere: a subtask's parent is in its own project or inbox.
-        raise NotFound("no such task in the task's project (or inbox) to be its parent", "parent_id")
+        raise NotFound(NO_PARENT, "parent_id")
     if any(row["id"] == task_id for row in lineage):
         raise Unprocessable("a task cannot be a subtask of itself or of its own subtasks", "parent_id")
     if len(lineage) + height > MAX_DEPTH:

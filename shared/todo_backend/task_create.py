@@ -35,7 +35,7 @@ from todo_backend.errors import NotFound, Unprocessable
 from todo_backend.fields import utcnow
 from todo_backend.roles import ProjectRole, require
 from todo_backend.settings import Settings
-from todo_backend.subtasks import MAX_DEPTH, check_parent, tree_key
+from todo_backend.subtasks import MAX_DEPTH, NO_PARENT, check_parent, tree_key
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ async def _under_parent(
         except NotFound:
             if named:
                 raise
-            raise NotFound("no such task to be its parent", "parent_id") from None  # the parent is unseen
+            raise NotFound(NO_PARENT, "parent_id") from None  # the parent is unseen
     await conn.execute(LOCK_TREE, tree_key(project_id, user_id))
     check_parent(await conn.fetch(TASK_LINEAGE, parent_id, MAX_DEPTH), project_id, user_id)
     return project_id

@@ -84,16 +84,18 @@ async def update_task(cmd: UpdateTask, uow: UnitOfWork) -> Task:
             event = TaskCompleted if completing else TaskUpdated
             named = ("project_id", *changed) if moved is not None else tuple(changed)
             uow.emit(event(task, named, cmd.user_id))
-            for subtask, subtask_changed in moved or ():
+            carried = {subtask.id: (subtask, changed) for subtask, changed in moved or ()}
+            if completing:
+                await _complete_subtasks(uow, task, cmd.user_id, carried)
+            for subtask, subtask_changed in carried.values():
                 touch(subtask)
                 uow.emit(TaskUpdated(subtask, subtask_changed, cmd.user_id))
-            if completing:
-                await _complete_subtasks(uow, task, cmd.user_id)
             if reopened_from is not None and task.recurring_task_id is not None:
                 # Imported here: recurring builds on this module (its occurrences are tasks).
                 from todo_backend.recurring import withdraw_successor
 
-                await withdraw_successor(task, reopened_from, uow)
+                assert trees is not None  # reopening is a reshaping change
+                await withdraw_successor(task, reopened_from, trees, uow)
             await uow.commit()
     return task
 
@@ -189,8 +191,9 @@ async def _get_for_update(
 
 # --- trees ----------------------------------------------------------------------------------------
 
-# What changes a tree or spans several of its tasks (subtasks.py): these take the tree's lock first.
-_RESHAPING = {"completed", "parent_id", "project_id"}
+# What changes a tree or spans several of its tasks (subtasks.py), or names a member (who may be being
+# removed, which locks the project first): these take the project's row and the tree's lock first.
+_RESHAPING = {"completed", "parent_id", "project_id", "assignee_id"}
 
 
 async def _lock_trees(
@@ -264,14 +267,18 @@ async def _move(
     return moved
 
 
-async def _complete_subtasks(uow: UnitOfWork, task: Task, actor: str) -> None:
-    """A completed task's open subtasks are completed with it, each with its own event."""
+async def _complete_subtasks(
+    uow: UnitOfWork, task: Task, actor: str, moved: dict[uuid.UUID, tuple[Task, tuple[str, ...]]]
+) -> None:
+    """A completed task's open subtasks are completed with it, each with its own event: one event,
+    naming the move too, for a subtask this change also moved (taken out of `moved`)."""
     for subtask, level in reversed(await _subtree(uow, task.id)):
         if level and not subtask.completed:
             subtask.completed = True
             subtask.completed_at = task.completed_at
             touch(subtask)
-            uow.emit(TaskCompleted(subtask, ("completed",), actor))
+            _, changed = moved.pop(subtask.id, (subtask, ()))
+            uow.emit(TaskCompleted(subtask, (*changed, "completed"), actor))
 
 
 # --- queries --------------------------------------------------------------------------------------

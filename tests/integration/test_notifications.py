@@ -726,6 +726,35 @@ async def test_an_assignment_or_membership_undone_before_its_event_arrives_notif
     assert sorted(n["kind"] for n in await notifications(carol)) == ["added_to_project", "assigned"]
 
 
+async def test_events_written_before_a_task_moved_are_still_taken(
+    alice: Api, bob: Api, deliver: Callable[..., Any]
+) -> None:
+    first, second = await team_project(alice, bob), await team_project(alice, bob)
+    task = await alice.create(title="moves", project_id=first, assignee_id=bob.user_id)
+    assert (await alice.patch(f"/api/tasks/{task['id']}", json={"project_id": second})).status_code == 200
+
+    [created] = await stored_events("dev.todo.task.created", task["id"])
+    assert (await deliver(created)).status_code == 200
+
+    [notice] = [n for n in await notifications(bob) if n["kind"] == "assigned"]
+    assert (notice["task_id"], notice["project_id"]) == (task["id"], second)
+
+
+async def test_a_reminder_of_a_project_task_reaches_no_one_who_left_the_project(
+    alice: Api, bob: Api, deliver: Callable[..., Any]
+) -> None:
+    project = await team_project(alice, bob)
+    due = (utcnow() + timedelta(minutes=30)).isoformat()
+    task = await bob.create(title="secret plan", due_date=due, remind_before_minutes=60, project_id=project)
+    await check_due_tasks(CheckDueTasks(batch_size=500), unit_of_work("check-due-tasks"))
+    assert (await bob.delete(f"/api/projects/{project}/members/{bob.user_id}")).status_code == 204
+
+    [event] = await stored_events(REMINDER_DUE, task["id"])
+    assert (await deliver(event)).status_code == 200
+
+    assert [n for n in await notifications(bob) if n["kind"] == "reminder"] == []
+
+
 # --- as Knative runs them: each in its own process ----------------------------------------------------
 
 

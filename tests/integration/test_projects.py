@@ -691,6 +691,28 @@ async def test_a_member_who_leaves_or_is_removed_is_unassigned_from_the_projects
     assert {r["user_id"] for r in rows} == {viewer.user_id}  # who acted: the one who left
 
 
+async def test_an_assignment_racing_the_assignees_removal_never_leaves_a_non_member_assigned(
+    alice: Api, sql: Sql
+) -> None:
+    project, editor, _, _ = await team(alice)
+    members = f"/api/projects/{project['id']}/members"
+    for _ in range(8):
+        leaver = alice.as_user(f"leaver-{uuid.uuid4()}")
+        await add(alice, project["id"], leaver.user_id, "editor")
+        task = (await editor.post("/api/tasks", json={"title": "t", "project_id": project["id"]})).json()
+        assigned, removed = await asyncio.gather(
+            editor.patch(f"/api/tasks/{task['id']}", json={"assignee_id": leaver.user_id}),
+            alice.delete(f"{members}/{leaver.user_id}"),
+        )
+        assert removed.status_code == 204 and assigned.status_code in (200, 422), assigned.text
+    strays = await sql.pool.fetchval(
+        "SELECT count(*) FROM task t WHERE t.project_id = $1 AND t.assignee_id IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM project_member m WHERE m.project_id = t.project_id AND m.user_id = t.assignee_id)",
+        uuid.UUID(project["id"]),
+    )
+    assert strays == 0
+
+
 async def test_an_inbox_task_is_assigned_to_its_owner_or_to_nobody(alice: Api, bob: Api) -> None:
     refused = await alice.post("/api/tasks", json={"title": "t", "assignee_id": bob.user_id})
     assert assert_problem(refused, 422)["errors"][0]["field"] == "assignee_id"

@@ -974,3 +974,36 @@ async def test_a_series_whose_assignee_or_owner_left_or_whose_project_is_gone_ad
         await update(owner, kept, at(2, 10), paused=False)
     back = await update(owner, kept, at(2, 10), paused=False, project_id=None)
     assert back["project_id"] is None and not back["paused"]
+
+
+async def test_a_series_moved_to_another_project_hands_on_from_an_occurrence_left_behind(
+    alice: Api, sql: Sql, users: Callable[[], str]
+) -> None:
+    owner, member = users(), users()
+    first = await team_project(alice, owner, **{member: "editor"})
+    second = await team_project(alice, owner, **{member: "editor"})
+    series = await create(owner, at(1, 8), schedule="0 9 * * *", anchor="completion", project_id=first)
+    await update(owner, series, at(1, 8), project_id=second)
+    [left_behind] = await occurrences(sql, series)
+    assert left_behind["project_id"] == uuid.UUID(first)
+
+    successor = await deliver(await complete(member, left_behind["id"]))
+
+    assert successor is not None and successor.project_id == uuid.UUID(second)
+
+
+async def test_a_series_its_owner_can_no_longer_fill_is_still_theirs_to_edit_but_not_to_resume(
+    alice: Api, users: Callable[[], str]
+) -> None:
+    owner, member = users(), users()
+    project = await team_project(alice, owner, **{member: "editor"})
+    series = await create(member, at(1, 8), schedule="0 9 * * *", project_id=project)
+    api = alice.as_user(owner)
+    demote = {"role": "viewer"}
+    assert (await api.patch(f"/api/projects/{project}/members/{member}", json=demote)).status_code == 200
+    await tick(at(1, 9, 1))  # paused: a viewer adds no tasks
+
+    renamed = await update(member, series, at(1, 10), title="renamed")
+    assert renamed["title"] == "renamed" and renamed["paused"]
+    with pytest.raises(Forbidden):
+        await update(member, series, at(1, 10), paused=False)

@@ -75,14 +75,18 @@ async def test_a_parent_elsewhere_is_no_parent_and_nothing_is_created(alice: Api
     mine = await bob.create(title="bob's inbox")
     before = await sql.counts(bob.user_id)
 
+    unseen = set()
     for body in (
         {"parent_id": theirs["id"]},  # another user's inbox
         {"parent_id": in_project["id"]},  # a project bob is not in
         {"parent_id": str(uuid.uuid4())},  # no task at all
-        {"parent_id": mine["id"], "project_id": project},  # a project bob is not in, named
     ):
         problem = assert_problem(await bob.post("/api/tasks", json={"title": "t", **body}), 404)
-        assert problem["errors"][0]["field"] in ("parent_id", "project_id"), body
+        assert problem["errors"][0]["field"] == "parent_id", body
+        unseen.add(problem["detail"])
+    assert len(unseen) == 1  # the answer tells none of them apart
+    named = {"title": "t", "parent_id": mine["id"], "project_id": project}  # a project bob is not in
+    assert assert_problem(await bob.post("/api/tasks", json=named), 404)["errors"][0]["field"] == "project_id"
 
     await add(alice, project, bob.user_id, "editor")
     problem = assert_problem(
@@ -188,6 +192,24 @@ async def test_moving_a_task_takes_its_subtasks_and_clears_assignees_who_are_not
         child["id"]: {"project_id", "assignee_id"},
     }
     assert (await sql.task_row(stays["id"]))["project_id"] == uuid.UUID(source)
+
+
+async def test_moving_and_completing_at_once_gives_each_subtask_one_event(alice: Api, sql: Sql) -> None:
+    source, target = await new_project(alice), await new_project(alice)
+    task = await alice.create(project_id=source)
+    child = await subtask(alice, task)
+
+    done = await alice.patch(f"/api/tasks/{task['id']}", json={"project_id": target, "completed": True})
+
+    assert done.status_code == 200, done.text
+    rows = await sql.pool.fetch(
+        "SELECT type, data->'changed' AS changed FROM task_event WHERE subject = $1 ORDER BY sequence",
+        child["id"],
+    )
+    assert [(r["type"], r["changed"]) for r in rows] == [
+        ("dev.todo.task.created", None),
+        ("dev.todo.task.completed", ["project_id", "completed"]),
+    ]
 
 
 async def test_moving_needs_editor_rights_on_both_projects_and_only_to_a_project(
