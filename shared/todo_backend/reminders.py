@@ -1,8 +1,9 @@
 """The reminder checker: claims open tasks whose reminder has fallen due and emits ReminderDue for each.
 
 A task's reminder falls due at Task.remind_at (its due date less its own lead time or the default one,
-fixed whenever either changes, which also clears reminded_at). The check-due-tasks cron runs one tick a
-minute; a reminder missed while nothing ran is sent late by the next tick, its lateness in the event.
+fixed whenever either changes, which also clears reminded_at); until then it is armed (ArmedReminder).
+The check-due-tasks cron runs one tick a minute; a reminder missed while nothing ran is sent late by
+the next tick, its lateness in the event.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Update, any_, func, not_, select, update
+from sqlalchemy import Update, any_, func, literal_column, not_, select, update
 
 from todo_backend.events import OutboxRow, ReminderDue
 from todo_backend.fields import utcnow
 from todo_backend.metrics import count_reminders
-from todo_backend.models import Task
+from todo_backend.models import ArmedReminder, Task
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -42,33 +43,46 @@ class CheckResult:
     drained: bool  # False: the budget ran out with a full last batch, so more may be due
 
 
-def claim_due(now: datetime, batch_size: int) -> Update:
-    """Mark the oldest due, unreminded open tasks reminded at `now`, returning them.
+_CTID = literal_column("task.ctid")
 
-    The inner SELECT ... WHERE NOT completed AND reminded_at IS NULL AND remind_at <= :now
-    ORDER BY remind_at LIMIT :batch FOR UPDATE SKIP LOCKED walks the partial index ix_task_open_reminder
-    oldest first. Rows another checker, or a concurrent update, completion or delete, has locked are
-    skipped rather than waited for; a row another checker claimed and committed meanwhile is re-checked
-    under its lock and no longer matches. So each reminder is claimed exactly once, however many
-    checkers run, and its event is written in the same transaction as the claim.
+
+def claim_due(now: datetime, batch_size: int) -> Update:
+    """Mark the oldest due reminders' tasks reminded at `now`, returning the tasks.
+
+    The armed reminders due by `now` are taken oldest first from ix_armed_reminder_fire_at (a scan of
+    what is due, however large the task table), FOR UPDATE SKIP LOCKED, so that overlapping checkers
+    share the work; their tasks are then locked FOR UPDATE SKIP LOCKED too, each re-checked under its
+    lock (open, not reminded since). A row another checker, or a concurrent update, completion or
+    delete, holds is skipped rather than waited for, and one claimed and committed meanwhile no longer
+    matches. So each reminder is claimed exactly once, however many checkers run, and its event is
+    written in the same transaction as the claim. Writers lock a task, then (through the trigger of
+    migration 0014, which setting reminded_at makes delete the armed row) its armed row; the checker
+    waits for no task it does not hold, so the two orders cannot deadlock.
     """
+    armed = (
+        select(ArmedReminder.task_id)
+        .where(ArmedReminder.fire_at <= now)
+        .order_by(ArmedReminder.fire_at)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
     due = (
-        select(Task.id)
+        select(_CTID)
         .where(
+            # = ANY(ARRAY(...)), not IN (...): IN is planned as a hash join over a scan of every task,
+            # which grows with the table; the array's ids are looked up by primary key.
+            Task.id == any_(func.array(armed.scalar_subquery())),
             not_(Task.completed),
             Task.reminded_at.is_(None),
-            Task.remind_at.is_not(None),
             Task.remind_at <= now,
         )
-        .order_by(Task.remind_at)
-        .limit(batch_size)
         .with_for_update(skip_locked=True)
     )
     return (
         update(Task)
-        # = ANY(ARRAY(...)), not IN (...): IN is planned as a hash join over a scan of every task, which
-        # grows with the table; the array's ids are looked up by primary key (bench/check_due_tasks.py).
-        .where(Task.id == any_(func.array(due.scalar_subquery())))
+        # By the locked rows' ctids (a TID scan): looking them up by primary key again would walk the
+        # index twice, its depth growing with the table. A locked row stays where it is until the commit.
+        .where(_CTID == any_(func.array(due.scalar_subquery())))
         .values(reminded_at=now)
         .returning(Task)
         .execution_options(synchronize_session=False)

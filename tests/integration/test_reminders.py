@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from taskapi import Api, Sql
 
@@ -277,15 +279,16 @@ async def test_a_tick_with_time_to_spare_takes_batch_after_batch_until_none_is_d
     assert len(await reminders_of(sql, task_ids)) == 25
 
 
-async def test_the_checkers_scan_walks_the_open_reminder_index(sql: Sql) -> None:
+async def test_the_checkers_scan_walks_the_armed_reminders_by_when_they_fall_due(sql: Sql) -> None:
     compiled = claim_due(utcnow(), 500).compile(dialect=asyncpg_dialect.dialect())
     assert compiled.positiontup is not None
     params = [compiled.params[name] for name in compiled.positiontup]
     async with sql.pool.acquire() as connection, connection.transaction():
-        # Whatever the table's size: the predicate must match the partial index for it to be usable.
+        # Whatever the tables' sizes: the due armed rows by their index, their tasks by primary key.
         await connection.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(row[0] for row in await connection.fetch("EXPLAIN " + str(compiled), *params))
-    assert "ix_task_open_reminder" in plan, plan
+    assert "ix_armed_reminder_fire_at" in plan and "task_pkey" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
 
 # --- the function ---------------------------------------------------------------------------------------
@@ -314,3 +317,71 @@ async def test_the_cron_function_needs_no_token_and_answers_json_counts(
     assert set(counts) == {"reminded", "batches", "drained"}
     assert counts["reminded"] >= 1 and counts["batches"] >= 1 and counts["drained"] is True
     assert [e["subject"] for e in await reminders_of(sql, [task["id"]])] == [task["id"]]
+
+
+# --- the armed reminders: kept by the trigger, whoever writes -----------------------------------------
+
+ARMED_DRIFT = """
+SELECT count(*) FROM task t FULL JOIN armed_reminder a ON a.task_id = t.id
+WHERE (t.id IS NULL OR t.user_id = $1)
+  AND (a.task_id IS NULL) <> (t.id IS NULL OR t.completed OR t.reminded_at IS NOT NULL OR t.remind_at IS NULL)
+   OR (a.task_id IS NOT NULL AND t.id IS NOT NULL AND t.user_id = $1 AND a.fire_at <> t.remind_at)
+"""
+
+ACTIONS = ["create", "create-undated", "redate", "undate", "lead", "complete", "reopen", "delete", "tick"]
+STEPS = st.lists(st.sampled_from([*ACTIONS, "sql-remind"]), min_size=1, max_size=12)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=STEPS, picks=st.lists(st.integers(0, 50), min_size=12, max_size=12))
+async def test_a_task_is_armed_exactly_while_its_reminder_waits_whoever_writes_it(
+    alice: Api, sql: Sql, steps: list[str], picks: list[int]
+) -> None:
+    user = alice.as_user(f"armed-{uuid.uuid4()}")
+    tasks: list[str] = []
+    soon = utcnow() + timedelta(minutes=30)
+    for step, pick in zip(steps, picks, strict=False):
+        task = tasks[pick % len(tasks)] if tasks else None
+        url = f"/api/tasks/{task}"
+        if step.startswith("create") or task is None:
+            body = (
+                {"title": "t"} if step == "create-undated" else {"title": "t", "due_date": soon.isoformat()}
+            )
+            tasks.append((await user.post("/api/tasks", json=body)).json()["id"])
+        elif step == "redate":
+            later = soon + timedelta(days=pick)
+            assert (await user.patch(url, json={"due_date": later.isoformat()})).status_code == 200
+        elif step == "undate":
+            assert (await user.patch(url, json={"due_date": None})).status_code == 200
+        elif step == "lead":
+            assert (await user.patch(url, json={"remind_before_minutes": pick})).status_code == 200
+        elif step in ("complete", "reopen"):
+            assert (await user.patch(url, json={"completed": step == "complete"})).status_code == 200
+        elif step == "delete":
+            assert (await user.delete(url)).status_code == 204
+            tasks.remove(task)
+        elif step == "tick":
+            await tick()
+        else:  # a writer that is not this code: plain SQL
+            await sql.pool.execute("UPDATE task SET reminded_at = now() WHERE id = $1", uuid.UUID(task))
+        assert await sql.pool.fetchval(ARMED_DRIFT, user.user_id) == 0, step
+
+
+async def test_a_reminder_racing_its_tasks_edits_fires_once_and_never_deadlocks(sql: Sql) -> None:
+    user = f"user-{uuid.uuid4()}"
+    task_ids = await insert_due_tasks(sql, user, 200, utcnow() - timedelta(minutes=10))
+
+    async def edit() -> None:
+        for task_id in task_ids:
+            await sql.pool.execute(
+                "UPDATE task SET remind_at = remind_at - interval '1 second', reminded_at = NULL"
+                " WHERE id = $1 AND reminded_at IS NULL",
+                task_id,
+            )
+
+    await asyncio.gather(tick(batch_size=20), edit(), tick(batch_size=20))
+    await tick()
+
+    events = await reminders_of(sql, task_ids)
+    assert sorted(e["subject"] for e in events) == sorted(str(t) for t in task_ids)
+    assert await sql.pool.fetchval(ARMED_DRIFT, user) == 0

@@ -17,13 +17,14 @@ from todo_backend.uow import UnitOfWork
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def test_the_claim_takes_the_oldest_due_open_unreminded_tasks_skipping_locked_ones() -> None:
+def test_the_claim_takes_the_oldest_due_armed_reminders_of_open_unreminded_tasks_skipping_locked_ones() -> (
+    None
+):
     sql = " ".join(str(claim_due(NOW, 500).compile(dialect=postgresql.dialect())).split())
     assert sql.startswith("UPDATE task SET reminded_at=")
-    assert "NOT task.completed AND task.reminded_at IS NULL AND task.remind_at IS NOT NULL" in sql
-    assert "task.remind_at <= " in sql
-    assert "ORDER BY task.remind_at LIMIT " in sql
-    assert sql.count("FOR UPDATE SKIP LOCKED") == 1
+    assert "armed_reminder.fire_at <= " in sql and "ORDER BY armed_reminder.fire_at LIMIT " in sql
+    assert "NOT task.completed AND task.reminded_at IS NULL AND task.remind_at <= " in sql
+    assert sql.count("FOR UPDATE SKIP LOCKED") == 2  # the armed rows, then their tasks
     assert " RETURNING " in sql
 
 
