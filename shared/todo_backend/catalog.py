@@ -178,6 +178,8 @@ FUNCTIONS: tuple[Function, ...] = (
         "Mark a notification read",
         (Route("POST", "/api/notifications/{id}/read"),),
     ),
+    Function("get-my-settings", "My time zone and locale", (Route("GET", "/api/me/settings"),)),
+    Function("replace-my-settings", "Set my time zone and locale", (Route("PUT", "/api/me/settings"),)),
 )
 
 

@@ -26,8 +26,10 @@ from todo_backend.models import (
     ProjectPublic,
     RecurringTask,
     RecurringTaskPublic,
+    SettingsPublic,
     Task,
     TaskPublic,
+    UserSettings,
 )
 from todo_backend.roles import ProjectRole
 
@@ -146,6 +148,11 @@ class CommentDeleted:
     actor: str
 
 
+@dataclass(frozen=True)
+class SettingsReplaced:
+    settings: UserSettings  # as they now are
+
+
 Event = (
     TaskCreated
     | TaskUpdated
@@ -164,6 +171,7 @@ Event = (
     | CommentCreated
     | CommentUpdated
     | CommentDeleted
+    | SettingsReplaced
 )
 
 CLOUDEVENT_TYPES: dict[type[Any], str] = {
@@ -184,6 +192,7 @@ CLOUDEVENT_TYPES: dict[type[Any], str] = {
     CommentCreated: "dev.todo.comment.created",
     CommentUpdated: "dev.todo.comment.updated",
     CommentDeleted: "dev.todo.comment.deleted",
+    SettingsReplaced: "dev.todo.user-settings.replaced",
 }
 
 
@@ -265,6 +274,9 @@ def _data(event: Event) -> tuple[str, str, str | None, dict[str, Any]]:
             project = None if project_id is None else str(project_id)
             data = {"comment": comment_json(comment), "project_id": project}
             return str(comment.task_id), actor, project, data
+        case SettingsReplaced(settings):
+            data = {"settings": SettingsPublic.model_validate(settings).model_dump(mode="json")}
+            return settings.user_id, settings.user_id, None, data
     raise TypeError(event)
 
 
@@ -354,6 +366,10 @@ class _MemberData(BaseModel):
     member: MemberPublic
 
 
+class _SettingsData(BaseModel):
+    settings: SettingsPublic
+
+
 def _task(data: _TaskData, user_id: str) -> Task:
     """The event's copy of its task (never added to a session: the database may have moved on)."""
     return Task(**data.task.model_dump(), user_id=user_id)
@@ -388,6 +404,9 @@ def _event(kind: type[Any], data: Any, user_id: str) -> Event:
     if kind in (CommentCreated, CommentUpdated, CommentDeleted):
         about = _CommentData.model_validate(data)
         return kind(Comment(**about.comment.model_dump()), about.project_id, user_id)
+    if kind is SettingsReplaced:
+        settings = _SettingsData.model_validate(data).settings
+        return SettingsReplaced(UserSettings(user_id=user_id, **settings.model_dump()))
     membership = _MemberData.model_validate(data)
     member = ProjectMember(project_id=membership.project_id, **membership.member.model_dump())
     return kind(membership.project_id, member, user_id)

@@ -582,6 +582,41 @@ class NotificationPublic(SQLModel):
     read_at: UtcDatetime | None
 
 
+# --- a user's settings ----------------------------------------------------------------------------
+
+
+def _valid_locale(value: str) -> str:
+    from todo_backend.locales import locale_tag
+
+    return locale_tag(value)
+
+
+LocaleTag = Annotated[str, Field(min_length=1, max_length=35), AfterValidator(_valid_locale)]
+
+
+class SettingsWrite(_Input):
+    """PUT body: every setting; one left out is reset to its default."""
+
+    timezone: TimeZone = "UTC"
+    locale: LocaleTag = "en"
+
+
+class UserSettings(SQLModel, table=True):
+    """What a user set; a user who never did has the defaults (SettingsWrite's) and no row."""
+
+    __tablename__ = "user_settings"
+
+    user_id: str = Field(sa_column=Column(Text, primary_key=True))
+    timezone: str = Field(default="UTC", sa_column=Column(Text, nullable=False))
+    locale: str = Field(default="en", sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz(), nullable=False)
+
+
+class SettingsPublic(SQLModel):
+    timezone: str
+    locale: str
+
+
 # --- projects -------------------------------------------------------------------------------------
 
 

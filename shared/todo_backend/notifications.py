@@ -1,4 +1,5 @@
-"""In-app notifications, their listing and read state, and the reminder email.
+"""In-app notifications, their listing and read state, and the reminder email: written in the
+recipient's time zone and language (their settings, locales.py).
 
 deliver-notification turns a reminder, an assignment or a new membership into at most one notification
 per event (its tracking row and the unique event_id); a reminder then, where the email channel is on,
@@ -13,7 +14,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -25,6 +26,7 @@ from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
 from todo_backend.errors import NotFound, RetryLater
 from todo_backend.events import ProjectMemberAdded, ReminderDue, TaskCreated, TaskUpdated
 from todo_backend.fields import utcnow
+from todo_backend.locales import due_text, role_name, say
 from todo_backend.models import (
     Notification,
     NotificationKind,
@@ -35,37 +37,13 @@ from todo_backend.models import (
     Task,
 )
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
+from todo_backend.preferences import settings_of
 from todo_backend.projects import member_role
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 150
-
-
-def span(seconds: float) -> str:
-    """A duration as people say it, to the minute, in at most two units: "1 day 2 hours", "45 minutes"."""
-    minutes = round(abs(seconds) / 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    units = [(days, "day"), (hours, "hour"), (minutes, "minute")]
-    parts = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in units if n]
-    return " ".join(parts[:2]) or "less than a minute"
-
-
-def due_text(due_at: datetime, sent_at: datetime) -> str:
-    """`Due Sat 1 Jun 2030, 12:00 UTC (in 2 hours)`: when, and how far off it was when the reminder went out.
-
-    UTC, because a user's time zone is not known here.
-    """
-    when = due_at.astimezone(UTC)
-    stamp = f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
-    ahead = (due_at - sent_at).total_seconds()
-    if abs(ahead) < 30:
-        return f"Due now ({stamp})"
-    if ahead > 0:
-        return f"Due {stamp} (in {span(ahead)})"
-    return f"Overdue: was due {stamp} ({span(ahead)} ago)"
 
 
 # --- the in-app notification: deliver-notification's effect --------------------------------------------
@@ -105,13 +83,14 @@ async def _notice(event: InboundEvent, uow: UnitOfWork) -> dict[str, Any] | None
             project = (stored or task).project_id
             if project is not None and await member_role(uow, to, project) is None:
                 return None  # they left the project (or it is gone): its tasks are not theirs to hear of
+            settings = await settings_of(uow, to)
             return {
                 "user_id": to,
                 "kind": NotificationKind.reminder,
                 "task_id": task.id,
                 "project_id": project,
                 "title": task.title,
-                "body": due_text(_due_at(reminder), reminder.sent_at),
+                "body": due_text(_due_at(reminder), reminder.sent_at, settings.timezone, settings.locale),
                 "due_at": _due_at(reminder),
             }
         case TaskCreated(task) | TaskUpdated(task):
@@ -130,7 +109,9 @@ async def _notice(event: InboundEvent, uow: UnitOfWork) -> dict[str, Any] | None
                 "task_id": task.id,
                 "project_id": stored.project_id,
                 "title": stored.title,
-                "body": f"{event.user_id} assigned this task to you",
+                "body": say(
+                    "assigned", (await settings_of(uow, task.assignee_id)).locale, actor=event.user_id
+                ),
             }
         case ProjectMemberAdded(project_id, member):
             if member.user_id == event.user_id:
@@ -139,12 +120,14 @@ async def _notice(event: InboundEvent, uow: UnitOfWork) -> dict[str, Any] | None
             project = await uow.session.get(Project, project_id)
             if membership is None or project is None:
                 return None  # removed (or the project deleted) since
+            locale = (await settings_of(uow, member.user_id)).locale
+            role = role_name(membership.role, locale)
             return {
                 "user_id": member.user_id,
                 "kind": NotificationKind.added_to_project,
                 "project_id": project_id,
                 "title": project.name,
-                "body": f"{event.user_id} added you to this project as {membership.role}",
+                "body": say("added", locale, actor=event.user_id, role=role),
             }
     raise AssertionError(f"deliver-notification takes no {event.type}")  # the catalog's event types
 
@@ -152,16 +135,16 @@ async def _notice(event: InboundEvent, uow: UnitOfWork) -> dict[str, Any] | None
 # --- the reminder email -------------------------------------------------------------------------------
 
 
-def reminder_email(to: str, reminder: ReminderDue) -> Email:
-    """The email for a reminder: plain words in a little HTML (the smtp binding sends text/html)."""
-    title = reminder.task.title
+def reminder_email(to: str, notification: Notification, locale: str) -> Email:
+    """The email for a reminder's notification, in the recipient's language: plain words in a little
+    HTML (the smtp binding sends text/html)."""
     # One line, and short: a title may hold line breaks, which have no place in a header.
-    subject = re.sub(r"\s+", " ", f"Reminder: {title}").strip()
+    subject = re.sub(r"\s+", " ", say("reminder_subject", locale, title=notification.title)).strip()
     if len(subject) > SUBJECT_CHARS:
         subject = subject[: SUBJECT_CHARS - 1] + "…"
     body = (
-        f"<p><strong>{html.escape(title)}</strong></p>\n"
-        f"<p>{html.escape(due_text(_due_at(reminder), reminder.sent_at))}</p>\n"
+        f"<p><strong>{html.escape(notification.title)}</strong></p>\n"
+        f"<p>{html.escape(notification.body)}</p>\n"
     )
     return Email(to, subject, body)
 
@@ -185,15 +168,16 @@ async def email_reminder(consumer: str, event: InboundEvent, mailer: DaprSmtpBin
         )
         if await uow.session.scalar(sent) is not None:
             return
-        # To whom the in-app notification went: the one decision of who is reminded.
-        user_id = await uow.session.scalar(
-            select(Notification.user_id).where(Notification.event_id == event.id)
-        )
-    to = None if user_id is None else recipient(user_id)
+        # What the in-app notification said, and to whom: the one decision of who is reminded.
+        notification = await uow.session.scalar(select(Notification).where(Notification.event_id == event.id))
+        if notification is None:
+            return  # no one to remind
+        locale = (await settings_of(uow, notification.user_id)).locale
+    to = recipient(notification.user_id)
     if to is None:
         return  # a user known by a non-address id has no email to go to
     try:
-        await mailer.send(reminder_email(to, event.event))
+        await mailer.send(reminder_email(to, notification, locale))
     except EmailNotSent as exc:
         log.warning("reminder email for event %s not sent, to be retried: %s", event.id, exc)
         raise RetryLater("the reminder email was not sent; retry") from exc

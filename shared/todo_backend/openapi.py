@@ -21,6 +21,8 @@ from todo_backend.models import (
     RecurringTaskCreate,
     RecurringTaskPublic,
     RecurringTaskUpdate,
+    SettingsPublic,
+    SettingsWrite,
     TaskCreate,
     TaskPublic,
     TaskUpdate,
@@ -55,6 +57,8 @@ _IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
     ("delete-recurring-task", "DELETE"): (None, 204, None),
     ("list-notifications", "GET"): (None, 200, "NotificationPage"),
     ("mark-notification-read", "POST"): (None, 200, "NotificationPublic"),
+    ("get-my-settings", "GET"): (None, 200, "SettingsPublic"),
+    ("replace-my-settings", "PUT"): ("SettingsWrite", 200, "SettingsPublic"),
     ("create-project", "POST"): ("ProjectCreate", 201, "MyProject"),
     ("list-projects", "GET"): (None, 200, "ProjectPage"),
     ("get-project", "GET"): (None, 200, "MyProject"),
@@ -201,6 +205,8 @@ def _schemas() -> dict[str, Any]:
         "ProjectTransfer": ProjectTransfer,
         "CommentWrite": CommentWrite,
         "CommentPublic": CommentPublic,
+        "SettingsWrite": SettingsWrite,
+        "SettingsPublic": SettingsPublic,
     }
     schemas: dict[str, Any] = {}
     for name, model in models.items():

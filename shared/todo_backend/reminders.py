@@ -12,8 +12,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Update, any_, func, literal_column, not_, select, update
+from sqlalchemy import ColumnClause, Update, any_, func, literal_column, not_, select, update
 
 from todo_backend.events import OutboxRow, ReminderDue
 from todo_backend.fields import utcnow
@@ -43,7 +44,7 @@ class CheckResult:
     drained: bool  # False: the budget ran out with a full last batch, so more may be due
 
 
-_CTID = literal_column("task.ctid")
+_CTID: ColumnClause[Any] = literal_column("task.ctid")
 
 
 def claim_due(now: datetime, batch_size: int) -> Update:

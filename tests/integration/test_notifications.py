@@ -17,6 +17,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -753,6 +754,32 @@ async def test_a_reminder_of_a_project_task_reaches_no_one_who_left_the_project(
     assert (await deliver(event)).status_code == 200
 
     assert [n for n in await notifications(bob) if n["kind"] == "reminder"] == []
+
+
+async def test_a_reminder_and_its_email_are_written_in_the_recipients_zone_and_language(
+    new_user: Callable[..., Api],
+    deliver: Callable[..., Any],
+    mailbox: tuple[Mailbox, int],
+    sidecar: tuple[DaprSidecar, int],
+    email_settings: Callable[..., None],
+) -> None:
+    email_settings(notification_email="dapr", dapr_http_port=sidecar[1], notification_email_from=SENDER)
+    ada = new_user(f"ada-{uuid.uuid4().hex[:8]}@example.test")
+    settings = {"timezone": "Europe/Berlin", "locale": "de"}
+    assert (await ada.put("/api/me/settings", json=settings)).status_code == 200
+    [event] = await reminder_events(ada, "Steuer")  # due in 30 minutes
+    due = datetime.fromisoformat(event.get_data()["due_at"]).astimezone(ZoneInfo("Europe/Berlin"))
+
+    assert (await deliver(event)).status_code == 200
+
+    [notification] = await notifications(ada)
+    # CLDR's German, on Berlin's clock: "Fällig Di., 15. Jan. 2030, 18:30 MEZ (in 30 Minuten)".
+    body = notification["body"]
+    zone = "MESZ" if due.dst() else "MEZ"
+    assert body.startswith("Fällig ") and body.endswith(f"{due:%H:%M} {zone} (in 30 Minuten)"), body
+    [message] = mailbox[0].messages()
+    assert message["Subject"] == "Erinnerung: Steuer"
+    assert f"{due:%H:%M} {zone}" in message.get_content()
 
 
 # --- as Knative runs them: each in its own process ----------------------------------------------------

@@ -18,7 +18,7 @@ from todo_backend.catalog import FUNCTIONS, Function
 from todo_backend.consumers import InboundEvent, receive
 from todo_backend.errors import PoisonEvent
 from todo_backend.fields import Priority
-from todo_backend.models import Anchor, Comment, Project, ProjectMember, RecurringTask, Task
+from todo_backend.models import Anchor, Comment, Project, ProjectMember, RecurringTask, Task, UserSettings
 from todo_backend.roles import ProjectRole
 
 AT = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -88,6 +88,7 @@ EMITTED: list[events.Event] = [
     events.CommentCreated(a_comment(), PROJECT, "ada"),
     events.CommentUpdated(a_comment(), None, "ada"),
     events.CommentDeleted(a_comment(), PROJECT, "ada"),
+    events.SettingsReplaced(UserSettings(user_id="ada", timezone="Europe/Berlin", locale="de-AT")),
 ]
 NO_TASK_OR_SERIES = (
     events.ProjectCreated,
@@ -99,6 +100,7 @@ NO_TASK_OR_SERIES = (
     events.CommentCreated,
     events.CommentUpdated,
     events.CommentDeleted,
+    events.SettingsReplaced,
 )
 
 

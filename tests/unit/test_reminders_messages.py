@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from todo_backend.errors import PoisonEvent
 from todo_backend.events import ReminderDue, from_cloudevent, task_json
-from todo_backend.models import Task
-from todo_backend.notifications import due_text, reminder_email, span
+from todo_backend.locales import LANGUAGES, due_text, locale_tag, say
+from todo_backend.models import Notification, Task
+from todo_backend.notifications import reminder_email
 
 DUE = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -35,38 +36,54 @@ def a_reminder(data: dict[str, Any]) -> ReminderDue:
     return event
 
 
+def test_the_text_says_when_the_task_is_due_and_how_far_off_that_was_in_english_by_default() -> None:
+    assert due_text(DUE, DUE - timedelta(minutes=30), "UTC", "en") == (
+        "Due Sat, Jun 1, 2030, 12:00\u202fPM UTC (in 30 minutes)"
+    )
+    assert due_text(DUE, DUE - timedelta(days=1), "UTC", "en").endswith("(in 1 day)")
+    now = due_text(DUE, DUE - timedelta(seconds=10), "UTC", "en")
+    assert now == "Due now (Sat, Jun 1, 2030, 12:00\u202fPM UTC)"
+    late = due_text(DUE, DUE + timedelta(hours=3), "UTC", "en")
+    assert late == "Overdue: was due Sat, Jun 1, 2030, 12:00\u202fPM UTC (3 hours ago)"
+
+
+def test_the_text_is_in_the_users_language_on_their_clock() -> None:
+    assert due_text(DUE, DUE - timedelta(hours=2), "Europe/Berlin", "de") == (
+        "Fällig Sa., 1. Juni 2030, 14:00 MESZ (in 2 Stunden)"
+    )
+    assert due_text(DUE, DUE + timedelta(minutes=5), "America/New_York", "de-CH").startswith(
+        "Überfällig: war fällig Sa., 1. Juni 2030, 08:00"
+    )
+    assert due_text(DUE, DUE - timedelta(hours=2), "Europe/London", "en-GB") == (
+        "Due Sat, 1 Jun 2030, 13:00 BST (in 2 hours)"
+    )
+
+
 @pytest.mark.parametrize(
-    ("seconds", "said"),
+    "phrase, values",
     [
-        (0, "less than a minute"),
-        (29, "less than a minute"),
-        (60, "1 minute"),
-        (59 * 60 + 40, "1 hour"),  # to the nearest minute
-        (45 * 60, "45 minutes"),
-        (90 * 60, "1 hour 30 minutes"),
-        (2 * 3600, "2 hours"),
-        (86_400, "1 day"),
-        (86_400 + 2 * 3600 + 5 * 60, "1 day 2 hours"),  # at most two units
-        (3 * 86_400 + 60, "3 days 1 minute"),
-        (-5 * 60, "5 minutes"),
+        ("assigned", {"actor": "ada"}),
+        ("added", {"actor": "ada", "role": "editor"}),
+        ("due_now", {"when": "x"}),
     ],
 )
-def test_durations_are_said_in_at_most_two_units_to_the_minute(seconds: float, said: str) -> None:
-    assert span(seconds) == said
+def test_every_phrase_is_said_in_every_language(phrase: str, values: dict[str, str]) -> None:
+    said = {language: say(phrase, language, **values) for language in LANGUAGES}
+    assert len(set(said.values())) == len(LANGUAGES)  # each its own words
+    assert all(value in text for text in said.values() for value in values.values())
 
 
-def test_the_text_says_when_the_task_is_due_in_utc_and_how_far_off_that_was() -> None:
-    assert due_text(DUE, DUE - timedelta(minutes=30)) == "Due Sat 1 Jun 2030, 12:00 UTC (in 30 minutes)"
-    assert due_text(DUE, DUE - timedelta(days=1)) == "Due Sat 1 Jun 2030, 12:00 UTC (in 1 day)"
-    assert due_text(DUE, DUE - timedelta(seconds=10)) == "Due now (Sat 1 Jun 2030, 12:00 UTC)"
-    late = due_text(DUE, DUE + timedelta(hours=3))
-    assert late == "Overdue: was due Sat 1 Jun 2030, 12:00 UTC (3 hours ago)"
+@pytest.mark.parametrize(
+    "tag, stored", [("de", "de"), ("de-AT", "de-AT"), ("en-gb", "en-GB"), (" en ", "en"), ("de-ch", "de-CH")]
+)
+def test_a_locale_of_a_supported_language_is_stored_as_cldr_spells_it(tag: str, stored: str) -> None:
+    assert locale_tag(tag) == stored
 
 
-def test_a_due_date_with_an_offset_is_shown_in_utc() -> None:
-    plus_two = timezone(timedelta(hours=2))
-    due = datetime(2030, 6, 1, 14, 0, tzinfo=plus_two)
-    assert due_text(due, due - timedelta(hours=1)).startswith("Due Sat 1 Jun 2030, 12:00 UTC")
+@pytest.mark.parametrize("tag", ["fr", "xx", "", "en_GB", "en-ZZ-x", "de--", "e", "12"])
+def test_any_other_locale_is_refused_naming_the_supported_ones(tag: str) -> None:
+    with pytest.raises(ValueError, match="supported: en, de"):
+        locale_tag(tag)
 
 
 def test_a_reminder_is_read_from_the_event_data_ignoring_fields_it_does_not_need() -> None:
@@ -107,13 +124,16 @@ def test_data_that_is_not_a_reminder_is_a_poison_event(data: dict[str, Any]) -> 
 
 
 def test_the_email_escapes_the_title_in_its_html_and_keeps_the_subject_to_one_short_line() -> None:
-    reminder = a_reminder(reminder_data(task=a_task_copy(title="<b>Tax</b> &\nfile")))
-    email = reminder_email("ada@example.com", reminder)  # sent at 10:00, two hours ahead
+    said = Notification(
+        user_id="ada@example.com", event_id=uuid.uuid4(), title="<b>Tax</b> &\nfile", body="Due <soon>"
+    )
+    email = reminder_email("ada@example.com", said, "en")
     assert email.to == "ada@example.com"
     assert email.subject == "Reminder: <b>Tax</b> & file"
     assert "<strong>&lt;b&gt;Tax&lt;/b&gt; &amp;\nfile</strong>" in email.html
-    assert "Due Sat 1 Jun 2030, 12:00 UTC (in 2 hours)" in email.html
+    assert "<p>Due &lt;soon&gt;</p>" in email.html
+    assert reminder_email("ada@example.com", said, "de-AT").subject == "Erinnerung: <b>Tax</b> & file"
 
-    long = a_reminder(reminder_data(task=a_task_copy(title="x" * 500)))
-    subject = reminder_email("ada@example.com", long).subject
+    long = Notification(user_id="a", event_id=uuid.uuid4(), title="x" * 500, body="b")
+    subject = reminder_email("ada@example.com", long, "en").subject
     assert len(subject) == 150 and subject.endswith("…")
