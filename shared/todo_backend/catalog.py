@@ -180,6 +180,12 @@ FUNCTIONS: tuple[Function, ...] = (
     ),
     Function("get-my-settings", "My time zone and locale", (Route("GET", "/api/me/settings"),)),
     Function("replace-my-settings", "Set my time zone and locale", (Route("PUT", "/api/me/settings"),)),
+    Function(
+        "rotate-calendar-token",
+        "Create or rotate my calendar feed's secret",
+        (Route("POST", "/api/me/calendar-token"),),
+    ),
+    Function("get-calendar-feed", "My calendar feed (iCalendar)", (Route("GET", "/api/calendar.ics"),)),
 )
 
 

@@ -153,6 +153,12 @@ class SettingsReplaced:
     settings: UserSettings  # as they now are
 
 
+@dataclass(frozen=True)
+class CalendarTokenRotated:
+    user_id: str
+    rotated_at: datetime  # the token itself is in no event
+
+
 Event = (
     TaskCreated
     | TaskUpdated
@@ -172,6 +178,7 @@ Event = (
     | CommentUpdated
     | CommentDeleted
     | SettingsReplaced
+    | CalendarTokenRotated
 )
 
 CLOUDEVENT_TYPES: dict[type[Any], str] = {
@@ -193,6 +200,7 @@ CLOUDEVENT_TYPES: dict[type[Any], str] = {
     CommentUpdated: "dev.todo.comment.updated",
     CommentDeleted: "dev.todo.comment.deleted",
     SettingsReplaced: "dev.todo.user-settings.replaced",
+    CalendarTokenRotated: "dev.todo.calendar-token.rotated",
 }
 
 
@@ -277,6 +285,8 @@ def _data(event: Event) -> tuple[str, str, str | None, dict[str, Any]]:
         case SettingsReplaced(settings):
             data = {"settings": SettingsPublic.model_validate(settings).model_dump(mode="json")}
             return settings.user_id, settings.user_id, None, data
+        case CalendarTokenRotated(user_id, rotated_at):
+            return user_id, user_id, None, {"rotated_at": rotated_at.isoformat()}
     raise TypeError(event)
 
 
@@ -370,6 +380,10 @@ class _SettingsData(BaseModel):
     settings: SettingsPublic
 
 
+class _RotatedData(BaseModel):
+    rotated_at: AwareDatetime
+
+
 def _task(data: _TaskData, user_id: str) -> Task:
     """The event's copy of its task (never added to a session: the database may have moved on)."""
     return Task(**data.task.model_dump(), user_id=user_id)
@@ -404,6 +418,8 @@ def _event(kind: type[Any], data: Any, user_id: str) -> Event:
     if kind in (CommentCreated, CommentUpdated, CommentDeleted):
         about = _CommentData.model_validate(data)
         return kind(Comment(**about.comment.model_dump()), about.project_id, user_id)
+    if kind is CalendarTokenRotated:
+        return CalendarTokenRotated(user_id, _RotatedData.model_validate(data).rotated_at)
     if kind is SettingsReplaced:
         settings = _SettingsData.model_validate(data).settings
         return SettingsReplaced(UserSettings(user_id=user_id, **settings.model_dump()))

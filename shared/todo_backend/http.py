@@ -220,8 +220,16 @@ def cron_function(
     return entry
 
 
-def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a function entry: authenticate, pass the user id, render every failure as problem+json."""
+async def bearer_user(request: Request) -> str:
+    """The user the request's bearer token names (auth.py); Unauthorized without a valid one."""
+    return authenticate(request.headers.get("authorization"), get_settings())
+
+
+def http_function(
+    handler: UserHandler, identify: Callable[[Request], Awaitable[str]] = bearer_user
+) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a function entry: find whose request it is (`identify`: the bearer token's user unless an
+    entry names another way), pass the user id, render every failure as problem+json."""
 
     name = handler.__name__.replace("_", "-")
 
@@ -246,7 +254,7 @@ def http_function(handler: UserHandler) -> Callable[[Request], Awaitable[Respons
     async def _respond(request: Request) -> Response:
         try:
             try:
-                user_id = authenticate(request.headers.get("authorization"), get_settings())
+                user_id = await identify(request)
             except Unauthorized as exc:
                 # RFC 6750 3.1: no error code when the request carried no credentials at all.
                 sent = "authorization" in request.headers
@@ -290,6 +298,14 @@ def _unavailable() -> tuple[type[BaseException], ...]:
     if sa_exc is not None:
         kinds += (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
     return kinds
+
+
+def public_base(request: Request) -> str:
+    """The scheme and host the client reached us by: the ingress's (or local gateway's) X-Forwarded-
+    Proto and -Host where they are set, else the request's own."""
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = request.headers.get("x-forwarded-host", request.url.netloc).split(",")[0].strip()
+    return f"{proto}://{host}"
 
 
 def versioned_response(

@@ -617,6 +617,16 @@ class SettingsPublic(SQLModel):
     locale: str
 
 
+class CalendarToken(SQLModel, table=True):
+    """The secret that opens a user's calendar feed, as its SHA-256 only (calendar_feed.py)."""
+
+    __tablename__ = "calendar_token"
+
+    user_id: str = Field(sa_column=Column(Text, primary_key=True))
+    token_sha256: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    rotated_at: datetime = Field(sa_type=_tz(), nullable=False)
+
+
 # --- projects -------------------------------------------------------------------------------------
 
 

@@ -59,6 +59,8 @@ _IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
     ("mark-notification-read", "POST"): (None, 200, "NotificationPublic"),
     ("get-my-settings", "GET"): (None, 200, "SettingsPublic"),
     ("replace-my-settings", "PUT"): ("SettingsWrite", 200, "SettingsPublic"),
+    ("rotate-calendar-token", "POST"): (None, 201, "CalendarTokenCreated"),
+    ("get-calendar-feed", "GET"): (None, 200, None),
     ("create-project", "POST"): ("ProjectCreate", 201, "MyProject"),
     ("list-projects", "GET"): (None, 200, "ProjectPage"),
     ("get-project", "GET"): (None, 200, "MyProject"),
@@ -224,6 +226,12 @@ def _schemas() -> dict[str, Any]:
     hook = schemas["WebhookCreate"]["properties"]
     hook["event_types"]["items"] = {"enum": list(by_name("deliver-webhooks").event_types)}
     hook["url"]["pattern"] = "^https?://"
+    schemas["CalendarTokenCreated"] = {
+        "type": "object",
+        "description": "Shown once: only its hash is kept",
+        "required": ["token", "url"],
+        "properties": {"token": {"type": "string"}, "url": {"type": "string", "format": "uri"}},
+    }
     schemas["WebhookCreated"] = {
         "allOf": [
             _ref("WebhookPublic"),
@@ -306,6 +314,9 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
     if fn.name == "create-task":
         key = {"type": "string", "minLength": 1, "maxLength": 255}
         params.append({"name": "Idempotency-Key", "in": "header", "schema": key})
+    if fn.name == "get-calendar-feed":
+        secret = {"type": "string", "minLength": 1, "maxLength": 200}
+        params.append({"name": "token", "in": "query", "required": True, "schema": secret})
     responses: dict[str, Any] = {
         str(status): {"description": "Success"}
         if result is None
@@ -329,12 +340,21 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
         responses["409"] = _problem("Already a member (add), or the owner leaving before a transfer (remove)")
     if fn.name == "create-webhook":
         responses["409"] = _problem("The user already has the maximum number of webhooks")
+    if fn.name == "get-calendar-feed":
+        # Calendar apps send no bearer token: the feed's own secret opens it, and names its owner.
+        responses["200"] = {
+            "description": "The feed",
+            "content": {"text/calendar": {"schema": {"type": "string"}}},
+        }
+        del responses["401"]
+        responses["404"] = _problem("No feed has this token (none, rotated or made up)")
     op: dict[str, Any] = {
         "operationId": fn.name if len(fn.routes) == 1 else f"{fn.name}-{route.method.lower()}",
         "summary": fn.summary,
         "description": f"Served by the function `{fn.name}`.",
         "parameters": params,
         "responses": responses,
+        **({"security": []} if fn.name == "get-calendar-feed" else {}),
     }
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}

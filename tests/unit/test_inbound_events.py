@@ -89,6 +89,7 @@ EMITTED: list[events.Event] = [
     events.CommentUpdated(a_comment(), None, "ada"),
     events.CommentDeleted(a_comment(), PROJECT, "ada"),
     events.SettingsReplaced(UserSettings(user_id="ada", timezone="Europe/Berlin", locale="de-AT")),
+    events.CalendarTokenRotated("ada", AT),
 ]
 NO_TASK_OR_SERIES = (
     events.ProjectCreated,
@@ -101,6 +102,7 @@ NO_TASK_OR_SERIES = (
     events.CommentUpdated,
     events.CommentDeleted,
     events.SettingsReplaced,
+    events.CalendarTokenRotated,
 )
 
 

@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "webhooks",
             "notifications",
             "preferences",
+            "calendar_feed",
             "reminders",
             "retention",
         },
