@@ -87,7 +87,7 @@ async def load(size: Size) -> None:
         await conn.execute(LOAD, size.total, size.due, NOW, USERS)
         for row in indexes:
             await conn.execute(row["indexdef"])
-        await conn.execute("VACUUM (ANALYZE) task")
+        await conn.execute("VACUUM (ANALYZE) task, armed_reminder")
         due = await conn.fetchval(
             "SELECT count(*) FROM task WHERE NOT completed AND reminded_at IS NULL AND remind_at <= $1", NOW
         )
@@ -103,7 +103,7 @@ async def reset(size: Size) -> None:
     try:
         await conn.execute("UPDATE task SET reminded_at = NULL WHERE reminded_at = $1", NOW)
         await conn.execute("TRUNCATE task_event, outbox")
-        await conn.execute("VACUUM (ANALYZE) task")
+        await conn.execute("VACUUM (ANALYZE) task, armed_reminder")
     finally:
         await conn.close()
 

@@ -88,13 +88,13 @@ async def feed(user_id: str, uow: UnitOfWork, now: datetime | None = None) -> by
     calendar.add("prodid", "-//todo-backend//calendar feed//EN")
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", "Tasks")
-    created = {(t.recurring_task_id, t.due_date) for t in rows if t.recurring_task_id is not None}
     for task in rows:
         assert task.due_date is not None  # the query's
         calendar.add_component(_event(f"task-{task.id}", task.title, task.due_date, now, task.description))
     for one in series:
         for at in next_occurrences(one, now):
-            if (one.id, at) not in created:
+            # Up to its upcoming occurrence a series' times are tasks already (or were, and are done).
+            if one.next_occurrence_at is None or at > one.next_occurrence_at:
                 calendar.add_component(_event(f"series-{one.id}-{at:%Y%m%dT%H%M%SZ}", one.title, at, now))
     return calendar.to_ical()
 

@@ -286,7 +286,7 @@ def _data(event: Event) -> tuple[str, str, str | None, dict[str, Any]]:
             data = {"settings": SettingsPublic.model_validate(settings).model_dump(mode="json")}
             return settings.user_id, settings.user_id, None, data
         case CalendarTokenRotated(user_id, rotated_at):
-            return user_id, user_id, None, {"rotated_at": rotated_at.isoformat()}
+            return user_id, user_id, None, {"rotated_at": rfc3339(rotated_at)}
     raise TypeError(event)
 
 

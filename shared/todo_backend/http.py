@@ -301,10 +301,11 @@ def _unavailable() -> tuple[type[BaseException], ...]:
 
 
 def public_base(request: Request) -> str:
-    """The scheme and host the client reached us by: the ingress's (or local gateway's) X-Forwarded-
-    Proto and -Host where they are set, else the request's own."""
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = request.headers.get("x-forwarded-host", request.url.netloc).split(",")[0].strip()
+    """The scheme and host the client reached us by: the last X-Forwarded-Proto and -Host, the ones
+    the ingress (or the local gateway) appended, where they are set; else the request's own. Earlier
+    values are the client's to send, so they are never taken."""
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[-1].strip()
+    host = request.headers.get("x-forwarded-host", request.url.netloc).split(",")[-1].strip()
     return f"{proto}://{host}"
 
 

@@ -3,6 +3,7 @@ German, with dates, times and durations formatted by Babel from CLDR's data for 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -34,12 +35,19 @@ _PHRASES: dict[str, dict[str, str]] = {
 _ROLES = {"de": {"viewer": "Betrachter", "editor": "Bearbeiter", "admin": "Admin", "owner": "Eigentümer"}}
 
 
+# language[-Script][-REGION]: the BCP 47 subtags CLDR's data is keyed by, and nothing Babel's POSIX
+# parsing would also take (`de.UTF-8`, `de@euro`), which would be stored as sent.
+_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?")
+
+
 def locale_tag(value: str) -> str:
     """A BCP 47 tag of a supported language (`de`, `en-GB`), as CLDR spells it; ValueError otherwise."""
-    try:
-        parsed = Locale.parse(value.strip(), sep="-")
-    except (UnknownLocaleError, ValueError, TypeError):
-        parsed = None
+    parsed = None
+    if _TAG.fullmatch(value.strip()):
+        try:
+            parsed = Locale.parse(value.strip(), sep="-")
+        except (UnknownLocaleError, ValueError, TypeError):
+            pass
     if parsed is None or parsed.language not in LANGUAGES:
         raise ValueError(f"not a supported locale; supported: {', '.join(LANGUAGES)} (with a region or not)")
     return str(parsed).replace("_", "-")

@@ -170,7 +170,7 @@ class Task(TaskBase, table=True):
     )
     remind_before_minutes: int | None = None
     reminded_at: datetime | None = Field(default=None, sa_type=_tz())
-    # due_date - remind_before, fixed when either changes: the reminder checker's index key.
+    # due_date - remind_before, fixed when either changes: when it is armed to fire (ArmedReminder).
     remind_at: datetime | None = Field(default=None, sa_type=_tz())
     recurring_task_id: uuid.UUID | None = None
     occurrence_at: datetime | None = Field(default=None, sa_type=_tz())

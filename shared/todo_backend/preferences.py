@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from todo_backend.events import SettingsReplaced
@@ -35,16 +36,25 @@ async def my_settings(user_id: str, uow: UnitOfWork) -> dict[str, Any]:
 
 
 async def replace_settings(cmd: ReplaceSettings, uow: UnitOfWork) -> dict[str, Any]:
-    """Every setting replaced at once (one statement, whoever else writes them), with its event."""
-    values = {**cmd.fields.model_dump(), "updated_at": utcnow()}
+    """Every setting replaced at once (one statement, whoever else writes them), with its event; a PUT
+    that changes nothing writes nothing."""
+    wanted = cmd.fields.model_dump()
+    values = {**wanted, "updated_at": utcnow()}
     stmt = (
         insert(UserSettings)
         .values(user_id=cmd.user_id, **values)
-        .on_conflict_do_update(index_elements=["user_id"], set_=values)
+        .on_conflict_do_update(
+            index_elements=["user_id"],
+            set_=values,
+            where=tuple_(UserSettings.timezone, UserSettings.locale)
+            != (wanted["timezone"], wanted["locale"]),
+        )
         .returning(UserSettings)
     )
     async with uow:
-        settings = (await uow.session.execute(stmt)).scalar_one()
+        settings = (await uow.session.execute(stmt)).scalar_one_or_none()
+        if settings is None:  # as they were
+            return wanted
         uow.emit(SettingsReplaced(settings))
         await uow.commit()
     return settings_json(settings)

@@ -116,8 +116,10 @@ async def check_due_tasks(cmd: CheckDueTasks, uow: UnitOfWork) -> CheckResult:
         reminded += len(rows)
         if rows:
             count_reminders(len(rows))
-        if len(rows) < cmd.batch_size:
-            drained = True  # what is left due, if anything, another checker holds right now
+        if not rows:
+            # What is left due, if anything, another checker or writer holds right now. A short batch
+            # is no sign: its armed rows were taken before their tasks' locks, some of which it skipped.
+            drained = True
             break
         if time.monotonic() >= deadline:
             drained = False

@@ -71,6 +71,11 @@ async def test_a_feed_holds_the_open_dated_tasks_its_owner_sees_and_their_series
     # Instants carry UTC: every DTSTART is written with its Z.
     starts = [line for line in calendar.to_ical().decode().splitlines() if line.startswith("DTSTART")]
     assert len(starts) == 7 and all(line.endswith("Z") for line in starts)
+    # Completed early, the occurrence is out of the feed, and its time is not the series' to show.
+    await alice.post(f"/api/tasks/{occurrence['id']}/complete")
+    again = events_of(await read_feed(alice, token))
+    assert len([uid for uid in again if uid.startswith("series-")]) == 4
+    assert f"task-{occurrence['id']}@todo-backend" not in again
     await sql.delete_series_and_tasks([alice.user_id])
 
 
@@ -79,6 +84,10 @@ async def test_the_token_is_kept_as_its_hash_and_rotating_it_stops_the_old_one_a
 ) -> None:
     first = await rotate(alice, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "todo.example"})
     assert first["url"] == f"https://todo.example/api/calendar.ics?token={first['token']}"
+    # A value a client sends before the ingress appends its own is never the one taken.
+    spoofed = await rotate(alice, headers={"X-Forwarded-Host": "evil.example, todo.example"})
+    assert spoofed["url"].startswith("http://todo.example/")
+    first = await rotate(alice, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "todo.example"})
     stored = await sql.pool.fetchrow("SELECT * FROM calendar_token WHERE user_id = $1", alice.user_id)
     assert stored["token_sha256"] == hashlib.sha256(first["token"].encode()).hexdigest()
     assert first["token"] not in str(dict(stored))
@@ -91,7 +100,7 @@ async def test_the_token_is_kept_as_its_hash_and_rotating_it_stops_the_old_one_a
     assert assert_problem(gone, 404)["errors"][0]["field"] == "token"
     await read_feed(alice, second["token"])
     rows = await sql.pool.fetch("SELECT data FROM task_event WHERE subject = $1", alice.user_id)
-    assert len(rows) == 2 and all(first["token"] not in str(r["data"]) for r in rows)
+    assert len(rows) == 4 and all(first["token"] not in str(r["data"]) for r in rows)  # one per rotation
 
 
 @pytest.mark.parametrize("params", [{}, {"token": ""}, {"token": "x" * 5000}, {"token": "made-up"}])

@@ -279,6 +279,17 @@ async def test_a_tick_with_time_to_spare_takes_batch_after_batch_until_none_is_d
     assert len(await reminders_of(sql, task_ids)) == 25
 
 
+async def test_a_task_a_writer_holds_delays_only_itself_not_the_rest_of_the_tick(sql: Sql) -> None:
+    ancient = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=uuid.uuid4().int % 1000)
+    task_ids = await insert_due_tasks(sql, f"user-{uuid.uuid4()}", 25, ancient, timedelta(minutes=1))
+    async with sql.pool.acquire() as writer, writer.transaction():
+        await writer.execute("SELECT 1 FROM task WHERE id = $1 FOR UPDATE", task_ids[0])  # a title edit
+        result = await tick(batch_size=10)
+    assert result.drained and len(await reminders_of(sql, task_ids)) == 24  # every other one, this tick
+    await tick()
+    assert len(await reminders_of(sql, task_ids)) == 25
+
+
 async def test_the_checkers_scan_walks_the_armed_reminders_by_when_they_fall_due(sql: Sql) -> None:
     compiled = claim_due(utcnow(), 500).compile(dialect=asyncpg_dialect.dialect())
     assert compiled.positiontup is not None

@@ -60,6 +60,14 @@ async def test_a_bad_setting_is_refused_naming_it_and_changes_nothing(
     assert (await alice.get(URL)).json() == {"timezone": "Asia/Tokyo", "locale": "en"}
 
 
+async def test_a_put_that_changes_nothing_writes_nothing(alice: Api, sql: Sql) -> None:
+    body = {"timezone": "Asia/Tokyo", "locale": "de"}
+    for _ in range(3):
+        assert (await alice.put(URL, json=body)).json() == body
+    count = "SELECT count(*) FROM task_event WHERE subject = $1"
+    assert await sql.pool.fetchval(count, alice.user_id) == 1
+
+
 async def test_the_settings_need_a_token(alice: Api) -> None:
     assert_problem(await alice.get(URL, token=None), 401)
     assert_problem(await alice.put(URL, json={}, token=None), 401)

@@ -80,7 +80,10 @@ def test_a_locale_of_a_supported_language_is_stored_as_cldr_spells_it(tag: str, 
     assert locale_tag(tag) == stored
 
 
-@pytest.mark.parametrize("tag", ["fr", "xx", "", "en_GB", "en-ZZ-x", "de--", "e", "12"])
+@pytest.mark.parametrize(
+    "tag",
+    ["fr", "xx", "", "en_GB", "en-ZZ-x", "de--", "e", "12", "de@x/zh", "de.UTF-8", "de@<b>", "de-Latn-DE-1"],
+)
 def test_any_other_locale_is_refused_naming_the_supported_ones(tag: str) -> None:
     with pytest.raises(ValueError, match="supported: en, de"):
         locale_tag(tag)

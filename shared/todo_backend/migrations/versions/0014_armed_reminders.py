@@ -4,7 +4,8 @@ Claiming a reminder set task.reminded_at, a column the checker's partial index n
 an update that could not stay on its page and wrote an entry in each of the task's indexes, which made
 a tick dearer as the table grew. Now the armed reminders (open, with a remind_at, not reminded since)
 are rows of their own, kept by a trigger in every writer's statement; the task's pages keep room
-(fillfactor 90) so that completing and reminding are HOT updates.
+(fillfactor 90) so that completing and reminding are HOT updates. The fillfactor applies to pages
+written from now on: an existing table gets the room as it is rewritten (VACUUM FULL, pg_repack).
 
 Revision ID: 0014
 Revises: 0013
