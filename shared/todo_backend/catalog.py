@@ -178,6 +178,11 @@ FUNCTIONS: tuple[Function, ...] = (
         "Mark a notification read",
         (Route("POST", "/api/notifications/{id}/read"),),
     ),
+    Function(
+        "snooze-notification",
+        "Remind me of a reminder's task again later",
+        (Route("POST", "/api/notifications/{id}/snooze"),),
+    ),
     Function("get-my-settings", "My time zone and locale", (Route("GET", "/api/me/settings"),)),
     Function("replace-my-settings", "Set my time zone and locale", (Route("PUT", "/api/me/settings"),)),
     Function(

@@ -627,6 +627,13 @@ class CalendarToken(SQLModel, table=True):
     rotated_at: datetime = Field(sa_type=_tz(), nullable=False)
 
 
+class Snooze(_Input):
+    """POST /api/notifications/{id}/snooze: remind again in `minutes`, or at `until`; one of the two."""
+
+    minutes: Annotated[int, Field(ge=1, le=10_080)] | None = None
+    until: Instant | None = None
+
+
 # --- projects -------------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from todo_backend.bootstrap import unit_of_work
 from todo_backend.consumers import InboundEvent, consume
 from todo_backend.email import DaprSmtpBinding, Email, EmailNotSent, recipient
-from todo_backend.errors import NotFound, RetryLater
+from todo_backend.errors import Conflict, NotFound, RetryLater, Unprocessable
 from todo_backend.events import ProjectMemberAdded, ReminderDue, TaskCreated, TaskUpdated
 from todo_backend.fields import utcnow
 from todo_backend.locales import due_text, role_name, say
@@ -34,16 +34,20 @@ from todo_backend.models import (
     ProcessedEvent,
     Project,
     ProjectMember,
+    Snooze,
     Task,
+    touch,
 )
 from todo_backend.paging import Page, PageQuery, by_creation, creation_page
 from todo_backend.preferences import settings_of
 from todo_backend.projects import member_role
+from todo_backend.tasks import task_role
 from todo_backend.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 150
+MAX_SNOOZE = timedelta(days=7)
 
 
 # --- the in-app notification: deliver-notification's effect --------------------------------------------
@@ -203,6 +207,13 @@ class MarkNotificationRead:
     notification_id: uuid.UUID
 
 
+@dataclass(frozen=True)
+class SnoozeNotification:
+    user_id: str
+    notification_id: uuid.UUID
+    fields: Snooze
+
+
 def notification_json(notification: Notification) -> dict[str, Any]:
     return NotificationPublic.model_validate(notification).model_dump(mode="json")
 
@@ -216,6 +227,40 @@ async def list_notifications(user_id: str, query: NotificationQuery, uow: UnitOf
         page = by_creation(stmt, Notification, query, newest_first=True)
         rows = list((await uow.session.execute(page)).scalars())
     return creation_page(rows, query.limit, notification_json)
+
+
+async def snooze(cmd: SnoozeNotification, uow: UnitOfWork, now: datetime | None = None) -> Notification:
+    """The reminder's task reminds again at the snooze's instant, once: its reminder is armed anew for
+    then (the checker fires it as any other, exactly once), replacing an earlier snooze; the
+    notification is read. Until the task's due date or lead time changes, which arms the reminder
+    they fix instead. Only a reminder's notification, of a task still open, dated and the user's to
+    see, can be snoozed."""
+    now = now or utcnow()
+    fields = cmd.fields
+    if (fields.minutes is None) == (fields.until is None):
+        raise Unprocessable("say when to remind again: `minutes` or `until`, one of them", "minutes")
+    at = now + timedelta(minutes=fields.minutes) if fields.minutes is not None else fields.until
+    assert at is not None
+    if not now < at <= now + MAX_SNOOZE:
+        raise Unprocessable("must be in the future, within 7 days", "until")
+    async with uow:
+        notification = await uow.session.get(Notification, cmd.notification_id, with_for_update=True)
+        if notification is None or notification.user_id != cmd.user_id:
+            raise NotFound("no such notification")
+        if notification.kind != NotificationKind.reminder or notification.task_id is None:
+            raise Unprocessable("only a reminder can be snoozed", "id")
+        task = await uow.session.get(Task, notification.task_id, with_for_update=True)
+        if task is None:
+            raise NotFound("the reminder's task was deleted", "id")
+        await task_role(uow, cmd.user_id, task)  # NotFound for one they no longer see
+        if task.completed or task.due_date is None:
+            raise Conflict("the task is completed, or has no due date any more: nothing to remind of")
+        task.remind_at, task.reminded_at = at, None
+        touch(task)
+        uow.emit(TaskUpdated(task, ("reminded_at",), cmd.user_id))
+        notification.read_at = notification.read_at or now
+        await uow.commit()
+    return notification
 
 
 async def mark_read(cmd: MarkNotificationRead, uow: UnitOfWork) -> Notification:

@@ -23,6 +23,7 @@ from todo_backend.models import (
     RecurringTaskUpdate,
     SettingsPublic,
     SettingsWrite,
+    Snooze,
     TaskCreate,
     TaskPublic,
     TaskUpdate,
@@ -57,6 +58,7 @@ _IO: dict[tuple[str, str], tuple[str | None, int, str | None]] = {
     ("delete-recurring-task", "DELETE"): (None, 204, None),
     ("list-notifications", "GET"): (None, 200, "NotificationPage"),
     ("mark-notification-read", "POST"): (None, 200, "NotificationPublic"),
+    ("snooze-notification", "POST"): ("Snooze", 200, "NotificationPublic"),
     ("get-my-settings", "GET"): (None, 200, "SettingsPublic"),
     ("replace-my-settings", "PUT"): ("SettingsWrite", 200, "SettingsPublic"),
     ("rotate-calendar-token", "POST"): (None, 201, "CalendarTokenCreated"),
@@ -207,6 +209,7 @@ def _schemas() -> dict[str, Any]:
         "ProjectTransfer": ProjectTransfer,
         "CommentWrite": CommentWrite,
         "CommentPublic": CommentPublic,
+        "Snooze": Snooze,
         "SettingsWrite": SettingsWrite,
         "SettingsPublic": SettingsPublic,
     }

@@ -819,3 +819,80 @@ async def test_the_four_functions_work_as_their_own_processes_over_http(
         read = await client.post(read_url, headers=auth)
         assert read.status_code == 200 and read.json()["read_at"] is not None, read.text
         assert (await client.post(read_url)).status_code == 401  # no token
+
+
+# --- snooze -------------------------------------------------------------------------------------------
+
+
+async def snooze(user: Api, notification: dict[str, Any], **body: Any) -> httpx.Response:
+    return await user.post(f"/api/notifications/{notification['id']}/snooze", json=body)
+
+
+async def test_a_snoozed_reminder_fires_again_once_at_the_snooze_and_snoozing_again_moves_it(
+    alice: Api, deliver: Callable[..., Any], sql: Sql
+) -> None:
+    [event] = await reminder_events(alice, "Call back")
+    assert (await deliver(event)).status_code == 200
+    [notification] = await notifications(alice)
+    task_id = notification["task_id"]
+
+    first = await snooze(alice, notification, minutes=5)
+    assert first.status_code == 200, first.text
+    assert first.json()["read_at"] is not None
+    until = (utcnow() + timedelta(minutes=2)).replace(microsecond=0)
+    again = await snooze(alice, notification, until=until.isoformat())
+    assert again.status_code == 200, again.text
+    assert (await alice.get(f"/api/tasks/{task_id}")).json()["reminded_at"] is None
+
+    for minutes in (1, 3, 3, 6):  # not yet; due (the second snooze); done; the first snooze is gone
+        await check_due_tasks(
+            CheckDueTasks(batch_size=500, now=utcnow() + timedelta(minutes=minutes)), unit_of_work("c")
+        )
+    reminders = await stored_events(REMINDER_DUE, task_id)
+    assert len(reminders) == 2  # the first, and the snoozed one: once
+    snoozed = reminders[1].get_data()
+    assert snoozed is not None and datetime.fromisoformat(snoozed["remind_at"]) == until
+    history = await sql.events(task_id)
+    assert [r["type"] for r in history].count("dev.todo.task.updated") == 2  # one per snooze
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"minutes": 0},
+        {"minutes": 10_081},
+        {"minutes": 5, "until": "2030-01-01T00:00:00Z"},
+        {"until": "2000-01-01T00:00:00Z"},
+        {"until": "2999-01-01T00:00:00Z"},
+        {"until": "2030-01-01T00:00:00"},  # no offset
+        {"minutes": "soon"},
+    ],
+)
+async def test_a_bad_snooze_is_a_422_and_changes_nothing(
+    alice: Api, deliver: Callable[..., Any], body: dict[str, Any]
+) -> None:
+    [event] = await reminder_events(alice, "Once")
+    await deliver(event)
+    [notification] = await notifications(alice)
+
+    assert_problem(await snooze(alice, notification, **body), 422)
+
+    assert (await alice.get(f"/api/tasks/{notification['task_id']}")).json()["reminded_at"] is not None
+    assert (await notifications(alice))[0]["read_at"] is None
+
+
+async def test_only_ones_own_reminder_of_an_open_task_can_be_snoozed(
+    alice: Api, bob: Api, deliver: Callable[..., Any]
+) -> None:
+    project = await team_project(alice, bob)
+    for event in await stored_events("dev.todo.project-member.added", project):
+        await deliver(event)
+    [added] = await notifications(bob)
+    assert_problem(await snooze(bob, added, minutes=5), 422)  # not a reminder
+    [event] = await reminder_events(alice, "Mine")
+    await deliver(event)
+    [reminder] = await notifications(alice)
+    assert_problem(await snooze(bob, reminder, minutes=5), 404)  # not bob's
+    await alice.post(f"/api/tasks/{reminder['task_id']}/complete")
+    assert_problem(await snooze(alice, reminder, minutes=5), 409)  # nothing left to remind of
