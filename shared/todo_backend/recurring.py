@@ -149,7 +149,8 @@ def recurring_json(series: RecurringTask, now: datetime) -> dict[str, Any]:
 # --- occurrences ----------------------------------------------------------------------------------
 
 
-def _occurrence(series: RecurringTask, at: datetime, default_minutes: int) -> Task:
+def _occurrence(series: RecurringTask, at: datetime, default_minutes: int, now: datetime) -> Task:
+    """The series' occurrence at `at`, created at `now`."""
     task = Task(
         user_id=series.user_id,
         title=series.title,
@@ -165,18 +166,22 @@ def _occurrence(series: RecurringTask, at: datetime, default_minutes: int) -> Ta
     )
     task.updated_at = task.created_at
     rearm_reminder(task, default_minutes)
+    if task.remind_at is not None and task.remind_at <= now:
+        # A lead as long as the series' period (a daily series, the default day ahead) would remind
+        # of each occurrence the moment it is created: such a reminder comes when it is due instead.
+        task.remind_at = task.due_date
     return task
 
 
 async def _insert_occurrences(
-    planned: list[tuple[RecurringTask, datetime]], uow: UnitOfWork
+    planned: list[tuple[RecurringTask, datetime]], uow: UnitOfWork, now: datetime
 ) -> dict[uuid.UUID, Task]:
     """Create each series' occurrence at its time in one statement, skipping those that exist already;
     the ones created, by series id, counted and announced."""
     if not planned:
         return {}
     default_minutes = uow.settings.default_remind_before_minutes
-    tasks = {series.id: _occurrence(series, at, default_minutes) for series, at in planned}
+    tasks = {series.id: _occurrence(series, at, default_minutes, now) for series, at in planned}
     stmt = (
         insert(Task)
         .values([task.model_dump() for task in tasks.values()])
@@ -191,9 +196,11 @@ async def _insert_occurrences(
     return {series_id: tasks[series_id] for series_id in created}
 
 
-async def _insert_occurrence(series: RecurringTask, at: datetime, uow: UnitOfWork) -> Task | None:
+async def _insert_occurrence(
+    series: RecurringTask, at: datetime, uow: UnitOfWork, now: datetime
+) -> Task | None:
     """Create the series' occurrence at `at`, unless it exists already (then None, and nothing counted)."""
-    return (await _insert_occurrences([(series, at)], uow)).get(series.id)
+    return (await _insert_occurrences([(series, at)], uow, now)).get(series.id)
 
 
 def _occurrences(series: RecurringTask) -> Select[tuple[Task]]:
@@ -249,7 +256,7 @@ async def _replan(series: RecurringTask, now: datetime, uow: UnitOfWork) -> None
     if not _allows(series, target, new=True):
         series.next_occurrence_at = None
         return
-    await _insert_occurrence(series, target, uow)
+    await _insert_occurrence(series, target, uow, now)
     series.next_occurrence_at = target
 
 
@@ -483,7 +490,7 @@ async def materialize_due(
                         ended += 1
                     else:
                         planned.append((series, at))
-                created += len(await _insert_occurrences(planned, uow))
+                created += len(await _insert_occurrences(planned, uow, now))
             await uow.commit()
         due += len(claimed)
         if len(claimed) < batch:
@@ -587,7 +594,7 @@ async def _succeed(
     if not _allows(series, at, new=True):
         series.next_occurrence_at = None
         return None
-    successor = await _insert_occurrence(series, at, uow)
+    successor = await _insert_occurrence(series, at, uow, finished_at)
     series.next_occurrence_at = at
     return successor
 

@@ -1007,3 +1007,26 @@ async def test_a_series_its_owner_can_no_longer_fill_is_still_theirs_to_edit_but
     assert renamed["title"] == "renamed" and renamed["paused"]
     with pytest.raises(Forbidden):
         await update(member, series, at(1, 10), paused=False)
+
+
+async def test_an_occurrence_is_never_reminded_the_moment_it_is_created(sql: Sql, user: str) -> None:
+    # Daily at 09:00 with the default lead of a day: the next occurrence is created as the last one
+    # passes, a day ahead, so its reminder would fall due at once. It comes when it is due instead.
+    series = await create(user, at(1, 8), schedule="0 9 * * *")
+    await tick(at(1, 9, 0, 30))
+
+    [first, second] = await occurrences(sql, series)
+    assert (first["remind_at"], second["remind_at"]) == (at(1, 9), at(2, 9))
+    assert (
+        await sql.pool.fetchval(
+            "SELECT count(*) FROM armed_reminder WHERE task_id = $1 AND fire_at <= $2",
+            second["id"],
+            at(1, 9, 0, 30),
+        )
+        == 0
+    )  # nothing for a tick at its creation to fire
+    # A lead that stays ahead of the creation is kept as it is.
+    hourly = await create(user, at(1, 8), schedule="0 9 * * *", remind_before_minutes=60)
+    await tick(at(1, 9, 0, 30))
+    [_, later] = await occurrences(sql, hourly)
+    assert later["remind_at"] == later["due_date"] - HOUR
