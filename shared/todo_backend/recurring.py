@@ -594,7 +594,8 @@ async def _succeed(
     if not _allows(series, at, new=True):
         series.next_occurrence_at = None
         return None
-    successor = await _insert_occurrence(series, at, uow, finished_at)
+    # Created now, however long after the finish the event arrived.
+    successor = await _insert_occurrence(series, at, uow, max(finished_at, utcnow()))
     series.next_occurrence_at = at
     return successor
 
