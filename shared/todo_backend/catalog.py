@@ -41,6 +41,8 @@ class Function:
     routes: tuple[Route, ...] = ()
     event_types: tuple[str, ...] = ()
     schedule: str | None = None  # 5-field cron, UTC
+    # False: a route of it names its user another way than a bearer token (the calendar feed's secret).
+    bearer: bool = True
 
     @property
     def folder(self) -> str:
@@ -190,7 +192,12 @@ FUNCTIONS: tuple[Function, ...] = (
         "Create or rotate my calendar feed's secret",
         (Route("POST", "/api/me/calendar-token"),),
     ),
-    Function("get-calendar-feed", "My calendar feed (iCalendar)", (Route("GET", "/api/calendar.ics"),)),
+    Function(
+        "get-calendar-feed",
+        "My calendar feed (iCalendar)",
+        (Route("GET", "/api/calendar.ics"),),
+        bearer=False,
+    ),
 )
 
 

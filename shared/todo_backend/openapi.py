@@ -343,7 +343,7 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
         responses["409"] = _problem("Already a member (add), or the owner leaving before a transfer (remove)")
     if fn.name == "create-webhook":
         responses["409"] = _problem("The user already has the maximum number of webhooks")
-    if fn.name == "get-calendar-feed":
+    if not fn.bearer:
         # Calendar apps send no bearer token: the feed's own secret opens it, and names its owner.
         responses["200"] = {
             "description": "The feed",
@@ -357,7 +357,7 @@ def _operation(fn: Function, route: Route) -> dict[str, Any]:
         "description": f"Served by the function `{fn.name}`.",
         "parameters": params,
         "responses": responses,
-        **({"security": []} if fn.name == "get-calendar-feed" else {}),
+        **({} if fn.bearer else {"security": []}),
     }
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
