@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from taskapi import Api, Sql, assert_problem
@@ -272,6 +273,40 @@ async def test_deleting_a_project_deletes_nested_subtasks_leaves_first(alice: Ap
     assert (await alice.delete(f"/api/projects/{project}")).status_code == 204
 
     assert await sql.pool.fetchval("SELECT count(*) FROM task WHERE project_id = $1", uuid.UUID(project)) == 0
+
+
+async def test_subtasks_made_and_moved_while_their_project_is_deleted_never_fail_or_linger(
+    alice: Api, sql: Sql, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("todo_backend.projects.DELETE_BATCH", 3)  # several transactions to race
+    project = await new_project(alice)
+    tasks = await chain(alice, 3, project_id=project)
+    loose = [await alice.create(project_id=project) for _ in range(4)]
+    stop = asyncio.Event()
+    answers: list[int] = []
+
+    async def churn() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            made = await alice.post("/api/tasks", json={"title": "late", "parent_id": tasks[n % 3]["id"]})
+            moved = await alice.patch(f"/api/tasks/{loose[n % 4]['id']}", json={"parent_id": tasks[0]["id"]})
+            answers.extend((made.status_code, moved.status_code))
+
+    churning = asyncio.create_task(churn())
+    try:
+        deleted = await alice.delete(f"/api/projects/{project}")
+    finally:
+        stop.set()
+        await churning
+    assert deleted.status_code == 204, deleted.text
+    assert answers and set(answers) <= {200, 201, 404, 422}, answers  # refused or done, never a 5xx
+    left = await sql.pool.fetchval("SELECT count(*) FROM task WHERE project_id = $1", uuid.UUID(project))
+    orphans = await sql.pool.fetchval(
+        "SELECT count(*) FROM task t WHERE t.parent_id IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM task p WHERE p.id = t.parent_id)"
+    )
+    assert (left, orphans) == (0, 0)
 
 
 # --- against a model ------------------------------------------------------------------------------
